@@ -1,0 +1,51 @@
+# lavahub: `make up` starts the platform, `make test` runs the whole suite.
+# Each installs what it needs first; a second `make install` only checks stamps.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .stamps
+CONFIG ?=
+
+.PHONY: install up test test-unit test-integration lint format bench clean
+
+install: $(STAMPS)/python $(STAMPS)/node
+
+$(STAMPS)/python: pyproject.toml
+	@mkdir -p $(STAMPS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(STAMPS)/node: package.json package-lock.json
+	@mkdir -p $(STAMPS)
+	@command -v npm >/dev/null || { echo "npm is needed for configurable-http-proxy: apt-get install nodejs npm"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+up: install
+	$(BIN)/lavahub up $(if $(CONFIG),--config $(CONFIG))
+
+test: install
+	@tests/run-pytest $(BIN)/pytest
+
+test-unit: install
+	@tests/run-pytest $(BIN)/pytest tests/unit
+
+test-integration: install
+	@tests/run-pytest $(BIN)/pytest tests/integration
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python benchmarks/spawn.py
+
+clean:
+	rm -rf $(VENV) $(STAMPS) node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""lavahub's one JupyterHub config, for every deployment.
+
+Nothing here is a setting of its own: everything is derived from the platform
+config (`lavahub.yaml`, path in $LAVAHUB_CONFIG; the embedded defaults without
+one). Change the platform config, not this file.
+"""
+
+import sys
+
+from services.credentials import ensure_credentials
+from services.paths import proxy_command
+from spawner.base import template_store
+from spawner.config import load_config
+from spawner.errors import PublicError
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+
+try:
+    platform = load_config()
+    credentials, _ = ensure_credentials(platform)
+except PublicError as e:
+    print(f"lavahub: error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+platform.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+# --- Network -------------------------------------------------------------------
+# Users reach the proxy; the hub and the proxy's API stay on loopback.
+c.JupyterHub.bind_url = f"http://{platform.bind}:{platform.port}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = platform.hub_port
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{platform.proxy_api_port}"
+c.ConfigurableHTTPProxy.pid_file = str(platform.data_dir / "jupyterhub-proxy.pid")
+if proxy_command():
+    c.ConfigurableHTTPProxy.command = [proxy_command()]
+
+# --- State ---------------------------------------------------------------------
+c.JupyterHub.db_url = platform.hub_database_url
+c.JupyterHub.cookie_secret_file = str(platform.data_dir / "jupyterhub_cookie_secret")
+
+# --- Who may log in ------------------------------------------------------------
+# Embedded: JupyterHub's shared-password authenticator; admins and project members only.
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.admin_password = credentials.admin_password
+c.SharedPasswordAuthenticator.user_password = credentials.user_password
+c.Authenticator.admin_users = set(platform.admins)
+c.Authenticator.allowed_users = set(platform.users)
+
+# --- Projects are groups -------------------------------------------------------
+# Membership and settings (quota, queue, node pool) live in the hub's groups.
+c.JupyterHub.load_groups = {
+    name: {"users": list(project.members), "properties": project.to_properties()}
+    for name, project in platform.projects.items()
+}
+
+# --- Workspaces ----------------------------------------------------------------
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = platform.named_servers
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 60
+
+template_store(platform.database_url).seed(platform.templates)
+
+if platform.backend == "local":
+    from spawner.local import LocalSpawner
+
+    c.JupyterHub.spawner_class = LocalSpawner
+    c.LocalSpawner.database_url = platform.database_url
+    c.LocalSpawner.storage_root = str(platform.local_root)
+    c.LocalSpawner.ip = "127.0.0.1"
+else:
+    print("lavahub: error: backend: kubernetes workspaces are not available yet", file=sys.stderr)
+    raise SystemExit(2)

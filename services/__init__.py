@@ -1,0 +1,1 @@
+"""Hub-managed services, the `lavahub` command line, and what starts the platform."""

@@ -1,0 +1,166 @@
+"""The `lavahub` command: start the platform, and show what a spawn would do.
+
+Every refusal is one line on stderr and exit status 2; no traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from spawner.config import PlatformConfig, load_config
+from spawner.errors import PublicError
+from spawner.gpus import GpuAllocator, inventory
+from spawner.local_plan import plan_local_workspace
+from spawner.options import resolve_options
+from spawner.store import TemplateStore, sqlite_file
+from spawner.templates import Template
+
+from .credentials import ensure_credentials
+from .paths import hub_config_file, proxy_command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except PublicError as e:
+        print(f"lavahub: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if os.environ.get("LAVAHUB_DEBUG"):
+            raise
+        print(
+            f"lavahub: internal error: {type(e).__name__}: {e} (LAVAHUB_DEBUG=1 shows details)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lavahub", description="lavahub: JupyterHub workspaces for ML teams."
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    up = sub.add_parser("up", help="start the platform (hub, proxy, workspaces) from the config")
+    _config_arg(up)
+    up.set_defaults(run=cmd_up)
+
+    render = sub.add_parser(
+        "render-workspace",
+        help="print what a spawn would produce, without starting anything",
+        description="Print (YAML) what starting this workspace would produce: for the local backend "
+        "the command, environment and directories.",
+    )
+    render.add_argument("--user", required=True, help="the JupyterHub user name")
+    render.add_argument("--project", help="project (default: the user's first project)")
+    render.add_argument("--template", help="template slug (default: the project's first template)")
+    render.add_argument("--gpus", type=int, help="GPUs (default: the template's)")
+    render.add_argument("--cpus", type=float, help="CPUs (default: the template's)")
+    render.add_argument("--memory", help="memory such as 8Gi (default: the template's)")
+    render.add_argument("--gpu-type", help="GPU model, one of the template's gpu_types")
+    render.add_argument("--backend", choices=("local", "kubernetes"), help="default: the config's backend")
+    _config_arg(render)
+    render.set_defaults(run=cmd_render_workspace)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="platform config (default: $LAVAHUB_CONFIG, else the built-in embedded defaults)",
+    )  # fmt: skip
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if config.backend != "local":
+        raise PublicError(
+            f"the {config.backend} backend cannot be started with `lavahub up` yet",
+            hint="use backend: local; Kubernetes deployments come with the Helm chart",
+        )
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    credentials, created = ensure_credentials(config)
+    proxy = proxy_command()
+    if proxy is None:
+        raise PublicError(
+            "configurable-http-proxy is not installed",
+            hint="run `make install` (it installs it into node_modules/), or set LAVAHUB_PROXY_COMMAND",
+        )
+    url = f"http://{config.bind if ':' not in config.bind else f'[{config.bind}]'}:{config.port}"
+    print(f"lavahub ({config.backend} backend) starting at {url}")
+    print(f"  config:    {config.source or 'built-in embedded defaults'}")
+    print(f"  data:      {config.data_dir}")
+    print(f"  admins:    {', '.join(config.admins)}")
+    print(f"  users:     {', '.join(u for u in config.users if u not in config.admins)}")
+    if created:
+        print("  passwords (shown once; kept in the credentials file, mode 0600):")
+        print(f"    admins: {credentials.admin_password}")
+        print(f"    users:  {credentials.user_password}")
+    from_config = config.admin_password and config.user_password
+    print(f"  passwords: {'from the config' if from_config else config.credentials_file}")
+    sys.stdout.flush()
+
+    env = dict(os.environ, LAVAHUB_PROXY_COMMAND=proxy)
+    if config.source:
+        env["LAVAHUB_CONFIG"] = str(config.source)
+    else:
+        env.pop("LAVAHUB_CONFIG", None)
+    jupyterhub = str(Path(sys.executable).with_name("jupyterhub"))
+    if not Path(jupyterhub).exists():
+        jupyterhub = "jupyterhub"
+    os.chdir(config.data_dir)
+    os.execvpe(jupyterhub, [jupyterhub, "-f", str(hub_config_file())], env)
+    return 0  # not reached
+
+
+def cmd_render_workspace(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    backend = args.backend or config.backend
+    if backend == "kubernetes":
+        raise PublicError(
+            "render-workspace --backend kubernetes is not available yet: "
+            "it comes with the Kubernetes spawner",
+            hint="use --backend local",
+        )
+    projects = {name: p for name, p in config.projects.items() if args.user in p.members}
+    options = {
+        key: value
+        for key, value in {
+            "project": args.project, "template": args.template, "gpus": args.gpus,
+            "cpus": args.cpus, "memory": args.memory, "gpu_type": args.gpu_type,
+        }.items()
+        if value is not None
+    }  # fmt: skip
+    request = resolve_options(
+        options,
+        user=args.user,
+        admin=args.user in config.admins,
+        projects=projects,
+        templates=catalogue(config),
+    )
+    gpus = GpuAllocator(inventory()).allocate(args.user, request.resources.gpus, request.gpu_type)
+    plan = plan_local_workspace(request, root=config.local_root, gpus=gpus)
+    yaml.safe_dump(plan.to_dict(), sys.stdout, sort_keys=False)
+    return 0
+
+
+def catalogue(config: PlatformConfig) -> list[Template]:
+    """The templates a spawn would see: the store's if the platform has run, else the config's."""
+    db_file = sqlite_file(config.database_url)
+    if db_file is not None and not db_file.exists():
+        return list(config.templates)
+    return TemplateStore(config.database_url, create=False).list()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

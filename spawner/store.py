@@ -1,0 +1,158 @@
+"""The template store: templates and their versions in a SQLAlchemy database.
+
+Seeded from the config on start; a template an admin has since changed is never
+overwritten by the config again. Both spawners read it at every form render and
+spawn, so catalogue changes apply without a hub restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, create_engine, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from .templates import Template, template_from_dict
+
+log = logging.getLogger(__name__)
+
+CONFIG_AUTHOR = "config"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TemplateRow(Base):
+    __tablename__ = "templates"
+
+    slug: Mapped[str] = mapped_column(String(63), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TemplateVersionRow(Base):
+    __tablename__ = "template_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(ForeignKey("templates.slug", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass
+class SeedReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # changed by an admin; config ignored
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
+def make_engine(url: str) -> Engine:
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(url, future=True)
+
+
+class TemplateStore:
+    def __init__(self, url: str, *, create: bool = True):
+        self.engine = make_engine(url)
+        if create:
+            Base.metadata.create_all(self.engine)
+
+    def list(self) -> list[Template]:
+        """Every template, disabled ones included, in a stable order (by slug)."""
+        with Session(self.engine) as session:
+            rows = session.scalars(select(TemplateRow).order_by(TemplateRow.slug)).all()
+            return [_template(row) for row in rows]
+
+    def get(self, slug: str) -> Template | None:
+        with Session(self.engine) as session:
+            row = session.get(TemplateRow, slug)
+            return _template(row) if row else None
+
+    def put(self, template: Template, author: str) -> Template:
+        """Create or change a template; every change is a new version."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(TemplateRow, template.slug)
+            stored = self._write(session, row, template, author)
+        return stored
+
+    def seed(self, templates: Iterable[Template]) -> SeedReport:
+        """Add the config's templates; update one only while its last change came from the config."""
+        report = SeedReport()
+        with Session(self.engine) as session, session.begin():
+            for template in templates:
+                row = session.get(TemplateRow, template.slug)
+                if row is None:
+                    self._write(session, None, template, CONFIG_AUTHOR)
+                    report.added.append(template.slug)
+                elif row.spec == template.to_dict():
+                    continue
+                elif row.updated_by == CONFIG_AUTHOR:
+                    self._write(session, row, template, CONFIG_AUTHOR)
+                    report.updated.append(template.slug)
+                else:
+                    report.kept.append(template.slug)
+        if report.kept:
+            log.warning(
+                "Templates %s were changed by an admin; their config entries are not applied",
+                ", ".join(report.kept),
+            )
+        return report
+
+    def history(self, slug: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(TemplateVersionRow)
+                .where(TemplateVersionRow.slug == slug)
+                .order_by(TemplateVersionRow.version)
+            ).all()
+            return [
+                {
+                    "version": r.version,
+                    "author": r.author,
+                    "created": r.created_at.isoformat(),
+                    "spec": r.spec,
+                }
+                for r in rows
+            ]
+
+    @staticmethod
+    def _write(session: Session, row: TemplateRow | None, template: Template, author: str) -> Template:
+        now = datetime.now(UTC)
+        spec = template.to_dict()
+        version = (row.version if row else 0) + 1
+        if row is None:
+            row = TemplateRow(slug=template.slug)
+            session.add(row)
+        row.spec, row.version, row.enabled = spec, version, template.enabled
+        row.updated_by, row.updated_at = author, now
+        session.flush()
+        session.add(
+            TemplateVersionRow(slug=template.slug, version=version, spec=spec, author=author, created_at=now)
+        )
+        return template.with_version(version)
+
+
+def _template(row: TemplateRow) -> Template:
+    return template_from_dict(row.spec, f"stored template {row.slug!r}").with_version(row.version)

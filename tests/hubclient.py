@@ -1,0 +1,83 @@
+"""A small client for a running hub: log in through the form, then use the REST API.
+
+Used by the integration tests and the benchmarks, so both drive the hub the way a
+person's browser and scripts do.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+
+class HubClient:
+    def __init__(self, url: str, user: str, password: str):
+        self.url = url.rstrip("/")
+        self.user = user
+        self.session = requests.Session()
+        self._login(password)
+        self.token = self._new_token()
+        self.session.cookies.clear()  # from here on the API token alone authenticates
+        self.session.headers["Authorization"] = f"token {self.token}"
+
+    def _login(self, password: str) -> None:
+        page = self.session.get(f"{self.url}/hub/login", timeout=10)
+        page.raise_for_status()
+        xsrf = self.session.cookies.get("_xsrf", path="/hub/")
+        response = self.session.post(
+            f"{self.url}/hub/login?next=",
+            data={"username": self.user, "password": password, "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=10,
+        )
+        if response.status_code != 302:
+            raise PermissionError(f"login as {self.user} failed: {response.status_code}")
+
+    def _new_token(self) -> str:
+        xsrf = self.session.cookies.get("_xsrf", path="/hub/")
+        response = self.session.post(
+            f"{self.url}/hub/api/users/{self.user}/tokens",
+            json={"note": "lavahub tests", "expires_in": 3600},
+            headers={"X-XSRFToken": xsrf},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["token"]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, f"{self.url}/hub/api/{path.lstrip('/')}", timeout=30, **kwargs)
+
+    def spawn(self, server: str = "", options: dict[str, Any] | None = None) -> requests.Response:
+        path = f"users/{self.user}/servers/{server}" if server else f"users/{self.user}/server"
+        return self.api("POST", path, json=options or {})
+
+    def server_url(self, server: str = "") -> str:
+        return f"{self.url}/user/{self.user}/{server + '/' if server else ''}"
+
+    def wait_ready(self, server: str = "", timeout: float = 90) -> dict[str, Any]:
+        """Wait until the hub calls the server ready and JupyterLab answers through the proxy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"users/{self.user}").json()
+            entry = model.get("servers", {}).get(server)
+            if entry and entry.get("ready"):
+                status = self.session.get(f"{self.server_url(server)}api/status", timeout=10)
+                if status.status_code == 200:
+                    return entry
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.user}'s server {server!r} not ready after {timeout}s")
+
+    def stop(self, server: str = "", timeout: float = 60) -> None:
+        path = f"users/{self.user}/servers/{server}" if server else f"users/{self.user}/server"
+        response = self.api("DELETE", path)
+        if response.status_code not in (202, 204):
+            response.raise_for_status()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.api("GET", f"users/{self.user}").json().get("servers", {}).get(server)
+            if entry is None or not (entry.get("pending") or entry.get("ready")):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.user}'s server {server!r} did not stop in {timeout}s")
