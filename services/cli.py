@@ -97,17 +97,19 @@ def cmd_up(args: argparse.Namespace) -> int:
             hint="run `make install` (it installs it into node_modules/), or set LAVAHUB_PROXY_COMMAND",
         )
     url = f"http://{config.bind if ':' not in config.bind else f'[{config.bind}]'}:{config.port}"
-    print(f"lavahub ({config.backend} backend) starting at {url}")
-    print(f"  config:    {config.source or 'built-in embedded defaults'}")
-    print(f"  data:      {config.data_dir}")
-    print(f"  admins:    {', '.join(config.admins)}")
-    print(f"  users:     {', '.join(u for u in config.users if u not in config.admins)}")
+    print(f"lavahub ({config.backend} backend) is starting at {url}")
+    print(f"  config:         {config.source or 'built-in embedded defaults'}")
+    print(f"  data:           {config.data_dir}")
+    print(f"  admin users:    {', '.join(config.admins)}")
+    print(f"  users:          {', '.join(u for u in config.users if u not in config.admins)}")
     if created:
-        print("  passwords (shown once; kept in the credentials file, mode 0600):")
-        print(f"    admins: {credentials.admin_password}")
-        print(f"    users:  {credentials.user_password}")
-    from_config = config.admin_password and config.user_password
-    print(f"  passwords: {'from the config' if from_config else config.credentials_file}")
+        print(f"  admin password: {credentials.admin_password}")
+        print(f"  user password:  {credentials.user_password}")
+        print(f"  (passwords are shown once; they are kept in {config.credentials_file}, mode 0600)")
+    elif config.admin_password and config.user_password:
+        print("  passwords:      from the config")
+    else:
+        print(f"  passwords:      in {config.credentials_file}")
     sys.stdout.flush()
 
     env = dict(os.environ, LAVAHUB_PROXY_COMMAND=proxy)

@@ -181,7 +181,13 @@ def parse_config(raw: Any, *, source: Path | None = None) -> PlatformConfig:
     if not projects:
         raise ConfigError("projects: at least one project is needed; every workspace belongs to one")
 
-    templates_raw = get("templates")
+    templates_raw = raw.get("templates")
+    if templates_raw is None:
+        # the embedded templates, with project restrictions only to projects this config has
+        templates_raw = [
+            {**t, "projects": [p for p in t.get("projects", []) if p in projects]}
+            for t in EMBEDDED_DEFAULTS["templates"]
+        ]
     if not isinstance(templates_raw, list) or not templates_raw:
         raise ConfigError("templates: must be a non-empty list of templates", field="templates")
     templates = tuple(

@@ -7,7 +7,7 @@ REST API, the spawn form and the CLI refuse the same things with the same words.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import PublicError
@@ -116,12 +116,7 @@ def _gpus(value: Any, template: Template) -> int:
     gpus = _number(value, "gpus")
     if gpus < 0 or not float(gpus).is_integer():
         raise PublicError(f"gpus must be a whole number >= 0, got {value!r}.", field="gpus")
-    if gpus > template.max_gpus:
-        raise PublicError(
-            f"Template {template.slug!r} allows at most {template.max_gpus} GPUs; {int(gpus)} asked for.",
-            hint=f"ask for 0 to {template.max_gpus} GPUs, or pick a GPU template",
-            field="gpus",
-        )
+    _at_most(template, "gpus", int(gpus), template.max_gpus, str, "GPUs")
     return int(gpus)
 
 
@@ -131,12 +126,7 @@ def _cpus(value: Any, template: Template) -> float:
     cpus = _number(value, "cpus")
     if cpus <= 0:
         raise PublicError(f"cpus must be more than 0, got {value!r}.", field="cpus")
-    if cpus > template.max_cpus:
-        raise PublicError(
-            f"Template {template.slug!r} allows at most {format_cpus(template.max_cpus)} CPUs; "
-            f"{format_cpus(cpus)} asked for.",
-            field="cpus",
-        )
+    _at_most(template, "cpus", cpus, template.max_cpus, format_cpus, "CPUs")
     return float(cpus)
 
 
@@ -149,13 +139,19 @@ def _memory(value: Any, template: Template) -> int:
         raise PublicError(f"memory: {e}.", hint="use e.g. 512Mi or 8Gi", field="memory") from None
     if memory <= 0:
         raise PublicError(f"memory must be more than 0, got {value!r}.", field="memory")
-    if memory > template.max_memory:
-        raise PublicError(
-            f"Template {template.slug!r} allows at most {format_memory(template.max_memory)} memory; "
-            f"{format_memory(memory)} asked for.",
-            field="memory",
-        )
+    _at_most(template, "memory", memory, template.max_memory, format_memory, "memory")
     return memory
+
+
+def _at_most(
+    template: Template, field: str, asked: float, maximum: float, fmt: Callable[[Any], str], unit: str
+) -> None:
+    if asked > maximum:
+        raise PublicError(
+            f"Template {template.slug!r} allows at most {fmt(maximum)} {unit}; {fmt(asked)} asked for.",
+            hint=f"ask for at most {fmt(maximum)} {unit}, or pick another template",
+            field=field,
+        )
 
 
 def _gpu_type(value: Any, template: Template, gpus: int) -> str | None:

@@ -18,7 +18,9 @@ from .resources import Resources, format_memory
 
 # registry/path/name[:tag][@sha256:digest], as the Docker reference grammar allows.
 IMAGE_PATTERN = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
+    # a first component is a registry only with a dot, a port, or as localhost (as Docker reads it)
+    r"^(?:(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+(?::[0-9]+)?|[a-zA-Z0-9-]+:[0-9]+|localhost)/)?"
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
     r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
 IMAGE_RULE = "an image reference such as quay.io/jupyter/scipy-notebook:2025-01-06"

@@ -6,10 +6,38 @@ person's browser and scripts do.
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for_hub(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until the hub answers through the proxy; fail with the end of its log if it cannot."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the hub exited with {process.returncode}:\n{log_tail(log)}")
+        try:
+            if requests.get(f"{url}/hub/api/", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the hub at {url} did not answer within {timeout}s:\n{log_tail(log)}")
 
 
 class HubClient:
@@ -19,7 +47,7 @@ class HubClient:
         self.session = requests.Session()
         self._login(password)
         self.token = self._new_token()
-        self.session.cookies.clear()  # from here on the API token alone authenticates
+        # API calls carry the token; the login cookie stays for pages and forms
         self.session.headers["Authorization"] = f"token {self.token}"
 
     def _login(self, password: str) -> None:
@@ -46,6 +74,23 @@ class HubClient:
         response.raise_for_status()
         return response.json()["token"]
 
+    def page(self, path: str) -> requests.Response:
+        """A hub page as the logged-in browser sees it (cookie, no token)."""
+        return requests.get(
+            f"{self.url}/{path.lstrip('/')}", cookies=self.session.cookies, timeout=10, allow_redirects=False
+        )
+
+    def submit_form(self, path: str, fields: dict[str, str]) -> requests.Response:
+        """POST a hub form the way a browser does: login cookie plus the XSRF field."""
+        xsrf = self.session.cookies.get("_xsrf", path="/hub/")
+        return requests.post(
+            f"{self.url}/{path.lstrip('/')}",
+            data={**fields, "_xsrf": xsrf},
+            cookies=self.session.cookies,
+            timeout=30,
+            allow_redirects=False,
+        )
+
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.session.request(method, f"{self.url}/hub/api/{path.lstrip('/')}", timeout=30, **kwargs)
 
@@ -69,9 +114,10 @@ class HubClient:
             time.sleep(0.1)
         raise TimeoutError(f"{self.user}'s server {server!r} not ready after {timeout}s")
 
-    def stop(self, server: str = "", timeout: float = 60) -> None:
+    def stop(self, server: str = "", timeout: float = 60, *, remove: bool = False) -> None:
+        """Stop a server; `remove` also deletes a named server's record (as the home page's delete does)."""
         path = f"users/{self.user}/servers/{server}" if server else f"users/{self.user}/server"
-        response = self.api("DELETE", path)
+        response = self.api("DELETE", path, json={"remove": True} if remove else None)
         if response.status_code not in (202, 204):
             response.raise_for_status()
         deadline = time.monotonic() + timeout

@@ -1,0 +1,103 @@
+"""The `lavahub` console script as a user runs it: real process, real exit codes."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+LAVAHUB = shutil.which("lavahub", path=str(Path(sys.executable).parent))
+
+
+def lavahub(*args, env=None, tmp_path=None):
+    environment = {**os.environ, **(env or {})}
+    environment.pop("LAVAHUB_CONFIG", None)
+    if tmp_path is not None:
+        environment["XDG_DATA_HOME"] = str(tmp_path)
+    return subprocess.run([LAVAHUB, *args], capture_output=True, text=True, env=environment, timeout=60)
+
+
+def test_help_lists_commands():
+    result = lavahub("--help")
+    assert result.returncode == 0
+    assert "up" in result.stdout and "render-workspace" in result.stdout
+    assert lavahub("render-workspace", "--help").returncode == 0
+
+
+def test_render_workspace_local(tmp_path):
+    result = lavahub("render-workspace", "--user", "alice", "--project", "vision", "--template", "pytorch",
+                     "--cpus", "3", tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["backend"] == "local"
+    assert shown["template"]["slug"] == "pytorch"
+    assert shown["resources"] == {"cpus": 3.0, "memory": "4Gi", "gpus": 0}
+    assert shown["working_dir"] == str(tmp_path / "lavahub/users/alice")
+    assert shown["environment"]["LAVAHUB_PROJECT_DIR"] == str(tmp_path / "lavahub/projects/vision")
+    assert shown["command"][0].endswith("jupyterhub-singleuser")
+    assert not (tmp_path / "lavahub").exists(), "rendering must not create anything"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--user", "bob", "--project", "vision"], "bob is not a member of project 'vision'"),
+        (["--user", "alice", "--template", "pytorch"], "not available in project 'default'"),
+        (["--user", "alice", "--template", "gone"], "Unknown template 'gone'"),
+        (
+            ["--user", "alice", "--project", "vision", "--template", "pytorch", "--gpus", "5"],
+            "at most 1 GPUs",
+        ),
+        (["--user", "alice", "--backend", "kubernetes"], "not available yet"),
+    ],
+)
+def test_render_refusals_are_one_line_with_status_2(tmp_path, args, message):
+    result = lavahub("render-workspace", *args, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_render_gpus_on_a_machine_without_them(tmp_path):
+    import spawner.gpus
+
+    if spawner.gpus.inventory():
+        pytest.skip("this machine has NVIDIA GPUs; the no-GPU refusal cannot happen here")
+    result = lavahub("render-workspace", "--user", "alice", "--project", "vision", "--template", "pytorch",
+                     "--gpus", "1", tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert "this machine has no NVIDIA GPU" in result.stderr
+
+
+def test_render_reads_the_template_store_once_the_platform_has_run(tmp_path):
+    from dataclasses import replace
+
+    from spawner.config import load_config
+    from spawner.store import TemplateStore
+
+    config_file = tmp_path / "lavahub.yaml"
+    config_file.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    config = load_config(config_file)
+    store = TemplateStore(config.database_url)
+    store.seed(config.templates)
+    store.put(replace(config.templates[0], max_cpus=16), author="admin")
+    result = lavahub("render-workspace", "--config", str(config_file), "--user", "bob", "--cpus", "12")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["template"]["version"] == 2
+
+
+@pytest.mark.parametrize("command", ["up", "render-workspace"])
+def test_invalid_config_is_one_line(tmp_path, command):
+    bad = tmp_path / "lavahub.yaml"
+    bad.write_text("templates:\n  - slug: x\n    image: python:3.11\n    max_gpus: two\n")
+    extra = ["--user", "alice"] if command == "render-workspace" else []
+    result = lavahub(command, "--config", str(bad), *extra)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "lavahub: error: lavahub.yaml: templates[0].max_gpus: must be a whole number >= 0, got 'two'"
+    )
