@@ -11,11 +11,11 @@ CONFIG ?=
 
 install: $(STAMPS)/python $(STAMPS)/node
 
-$(STAMPS)/python: pyproject.toml
+$(STAMPS)/python: pyproject.toml extensions/lavahub-jupyter/pyproject.toml
 	@mkdir -p $(STAMPS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e extensions/lavahub-jupyter
 	@touch $@
 
 $(STAMPS)/node: package.json package-lock.json
@@ -45,7 +45,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python benchmarks/spawn.py
+	$(BIN)/python benchmarks/spawn.py && $(BIN)/python benchmarks/jobs.py
 
 clean:
 	rm -rf $(VENV) $(STAMPS) node_modules .pytest_cache .ruff_cache

@@ -5,6 +5,7 @@ config (`lavahub.yaml`, path in $LAVAHUB_CONFIG; the embedded defaults without
 one). Change the platform config, not this file.
 """
 
+import os
 import sys
 
 from services.credentials import ensure_credentials
@@ -61,6 +62,36 @@ c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
 template_store(platform.database_url).seed(platform.templates)
+
+# --- Services ------------------------------------------------------------------
+# `jobs` runs notebook cells as distributed jobs; it listens on loopback and the
+# proxy serves it at /services/jobs/. (`jobs.enabled: false` leaves it out.)
+c.JupyterHub.services = []
+if platform.jobs.enabled:
+    jobs_url = f"http://127.0.0.1:{platform.jobs.port}"
+    passed_on = ("LAVAHUB_CONFIG", "HOME", "XDG_DATA_HOME", "RAY_AUTH_TOKEN", "LAVAHUB_PROXY_COMMAND")
+    c.JupyterHub.services.append(
+        {
+            "name": "jobs",
+            "url": jobs_url,
+            "command": [sys.executable, "-m", "services.jobs"],
+            "cwd": str(platform.data_dir),
+            "environment": {key: os.environ[key] for key in passed_on if os.environ.get(key)},
+            "display": False,
+        }
+    )
+    # Every user may call the jobs service, and a workspace's own token may too, so the
+    # %%job magic and the lab extension use the JUPYTERHUB_API_TOKEN they already have.
+    c.JupyterHub.load_roles = [
+        {"name": "user", "scopes": ["self", "access:services!service=jobs"]},
+        {"name": "lavahub-jobs", "scopes": ["read:groups"], "services": ["jobs"]},
+    ]
+    c.Spawner.server_token_scopes = [
+        "access:servers!server",
+        "users:activity!user",
+        "access:services!service=jobs",
+    ]
+    c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{jobs_url}/services/jobs/"}
 
 if platform.backend == "local":
     from spawner.local import LocalSpawner

@@ -25,8 +25,11 @@ CONFIG_ENV = "LAVAHUB_CONFIG"
 BACKENDS = ("local", "kubernetes")
 TOP_KEYS = (
     "backend", "data_dir", "bind", "port", "hub_port", "proxy_api_port", "admins", "auth",
-    "projects", "templates", "storage", "database_url", "hub_database_url", "named_servers",
+    "projects", "templates", "storage", "database_url", "hub_database_url", "named_servers", "jobs",
 )  # fmt: skip
+JOBS_KEYS = ("enabled", "port", "max_workers", "max_code_bytes", "default_timeout", "max_timeout", "ray")
+RAY_KEYS = ("address", "port", "dashboard_port", "num_cpus", "object_store_memory")
+RAY_WORKER_PORTS = (10002, 19999)  # ray start's default --min/max-worker-port
 KUBERNETES_STORAGE_KEYS = (
     "personal_claim", "project_claim", "global_claim", "home_mount", "uid", "gid",
 )  # fmt: skip
@@ -71,6 +74,23 @@ class KubernetesStorage:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    """The `jobs` service: its port, the limits on a job, and the Ray cluster it uses."""
+
+    enabled: bool = True
+    port: int = 8082
+    max_workers: int = 8
+    max_code_bytes: int = 2**20
+    default_timeout: int = 3600
+    max_timeout: int = 7 * 24 * 3600
+    ray_address: str | None = None  # None: start (or reuse) a local head on loopback
+    ray_port: int = 6380
+    ray_dashboard_port: int = 8265
+    ray_num_cpus: int | None = None  # None: every core of this machine
+    ray_object_store_memory: int = 256 * 2**20
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     backend: str
     data_dir: Path
@@ -88,6 +108,7 @@ class PlatformConfig:
     database_url: str
     hub_database_url: str
     named_servers: int
+    jobs: JobsConfig = field(default_factory=JobsConfig)
     source: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -222,14 +243,61 @@ def parse_config(raw: Any, *, source: Path | None = None) -> PlatformConfig:
         raw.get("hub_database_url", f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"), "hub_database_url"
     )
     named_servers = checks.whole(raw.get("named_servers", 3), "named_servers")
+    jobs = _jobs(raw.get("jobs"))
+    if jobs.port in (port, hub_port, proxy_api_port):
+        raise ConfigError("jobs.port: must differ from port, hub_port and proxy_api_port", field="jobs.port")
 
     return PlatformConfig(
         backend=backend, data_dir=data_dir, bind=bind, port=port, hub_port=hub_port,
         proxy_api_port=proxy_api_port, admins=tuple(admins), admin_password=admin_password,
         user_password=user_password, projects=projects, templates=templates,
         local_root=local_root, kubernetes_storage=kubernetes_storage, database_url=database_url,
-        hub_database_url=hub_database_url, named_servers=named_servers, source=source,
+        hub_database_url=hub_database_url, named_servers=named_servers, jobs=jobs, source=source,
     )  # fmt: skip
+
+
+def _jobs(value: Any) -> JobsConfig:
+    jobs = checks.mapping(value, "jobs")
+    checks.no_unknown_keys(jobs, JOBS_KEYS, "jobs")
+    ray = checks.mapping(jobs.get("ray"), "jobs.ray")
+    checks.no_unknown_keys(ray, RAY_KEYS, "jobs.ray")
+    default = JobsConfig()
+    address = ray.get("address")
+    num_cpus = ray.get("num_cpus")
+    config = JobsConfig(
+        enabled=checks.boolean(jobs.get("enabled", True), "jobs.enabled"),
+        port=_port(jobs.get("port", default.port), "jobs.port"),
+        max_workers=checks.whole(jobs.get("max_workers", default.max_workers), "jobs.max_workers", minimum=1),
+        max_code_bytes=checks.whole(
+            jobs.get("max_code_bytes", default.max_code_bytes), "jobs.max_code_bytes", minimum=1
+        ),
+        default_timeout=checks.whole(
+            jobs.get("default_timeout", default.default_timeout), "jobs.default_timeout", minimum=1
+        ),
+        max_timeout=checks.whole(jobs.get("max_timeout", default.max_timeout), "jobs.max_timeout", minimum=1),
+        ray_address=None if address is None else checks.string(address, "jobs.ray.address"),
+        ray_port=_port(ray.get("port", default.ray_port), "jobs.ray.port"),
+        ray_dashboard_port=_port(
+            ray.get("dashboard_port", default.ray_dashboard_port), "jobs.ray.dashboard_port"
+        ),
+        ray_num_cpus=None if num_cpus is None else checks.whole(num_cpus, "jobs.ray.num_cpus", minimum=1),
+        ray_object_store_memory=checks.memory(
+            ray.get("object_store_memory", default.ray_object_store_memory), "jobs.ray.object_store_memory"
+        ),
+    )
+    for key, port in (("port", config.ray_port), ("dashboard_port", config.ray_dashboard_port)):
+        if RAY_WORKER_PORTS[0] <= port <= RAY_WORKER_PORTS[1]:
+            raise ConfigError(
+                f"jobs.ray.{key}: {port} is in the range Ray keeps for its workers "
+                f"({RAY_WORKER_PORTS[0]}-{RAY_WORKER_PORTS[1]})",
+                hint="pick a port outside it, such as 6380 or 8265",
+                field=f"jobs.ray.{key}",
+            )
+    if config.default_timeout > config.max_timeout:
+        raise ConfigError(
+            "jobs.default_timeout: must not exceed jobs.max_timeout", field="jobs.default_timeout"
+        )
+    return config
 
 
 def _path(value: Any, key: str, base: Path) -> Path:

@@ -5,6 +5,7 @@ Pure, so `lavahub render-workspace` prints exactly what the local spawner would 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -82,6 +83,8 @@ def plan_local_workspace(
         CPU_LIMIT=format_cpus(request.resources.cpus),
         MEM_LIMIT=str(request.resources.memory),
         LAVAHUB_MEMORY=format_memory(request.resources.memory),
+        # a python3 kernelspec there loads the %%job magic into every kernel
+        JUPYTER_PATH=str(jupyter_dir(root)),
     )
     if as_root is None:
         as_root = os.geteuid() == 0
@@ -101,6 +104,32 @@ def plan_local_workspace(
     )
 
 
+def jupyter_dir(root: Path) -> Path:
+    return root / ".lavahub" / "jupyter"
+
+
+def write_kernelspec(directory: Path) -> None:
+    """The workspace's `python3` kernel: this Python, with the lavahub magics loaded."""
+    spec = {
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--ext=lavahub_jupyter",
+        ],
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    path = directory / "kernels" / "python3" / "kernel.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(spec, indent=1)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def prepare_directories(plan: LocalWorkspacePlan, member_of: Iterable[str]) -> None:
     """Create the volume directories and the links that make them reachable from JupyterLab.
 
@@ -109,6 +138,7 @@ def prepare_directories(plan: LocalWorkspacePlan, member_of: Iterable[str]) -> N
     """
     for volume in plan.volumes:
         Path(volume.mount_path).mkdir(parents=True, exist_ok=True)
+    write_kernelspec(Path(plan.env["JUPYTER_PATH"]))
     projects_dir = plan.home / "projects"
     projects_dir.mkdir(exist_ok=True)
     keep = {safe_segment(name) for name in member_of}

@@ -57,6 +57,10 @@ class Resources:
     def __add__(self, other: Resources) -> Resources:
         return Resources(self.cpus + other.cpus, self.memory + other.memory, self.gpus + other.gpus)
 
+    def __mul__(self, count: int) -> Resources:
+        """What `count` workers of this size hold together."""
+        return Resources(self.cpus * count, self.memory * count, self.gpus * count)
+
     def describe(self) -> str:
         return (
             f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}, {format_cpus(self.cpus)} CPU, "

@@ -94,6 +94,11 @@ class HubClient:
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.session.request(method, f"{self.url}/hub/api/{path.lstrip('/')}", timeout=30, **kwargs)
 
+    def jobs(self, method: str, path: str = "", **kwargs: Any) -> requests.Response:
+        """The jobs service's API through the proxy, with this user's token."""
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, f"{self.url}/services/jobs/api/jobs{path}", **kwargs)
+
     def spawn(self, server: str = "", options: dict[str, Any] | None = None) -> requests.Response:
         path = f"users/{self.user}/servers/{server}" if server else f"users/{self.user}/server"
         return self.api("POST", path, json=options or {})

@@ -5,6 +5,7 @@ Every test drives it over HTTP on loopback the way users and their scripts do.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.jobs.backends.ray import RayBackend
 from services.paths import proxy_command
 from tests.hubclient import HubClient, free_port, wait_for_hub
 
@@ -31,6 +33,7 @@ PLATFORM = {
         "default": {"members": ["admin", "alice", "bob"], "quota": {"cpus": 3}},
         "vision": {"members": ["admin", "alice"], "quota": {"gpus": 1}},
     },
+    "jobs": {"enabled": False},  # workspace tests start no Ray; JOBS_PLATFORM turns jobs on
     "templates": [
         {"slug": "python", "display_name": "Python", "image": "quay.io/jupyter/scipy-notebook:2025-01-06",
          "cpus": 1, "memory": "1Gi", "max_cpus": 2, "max_memory": "4Gi",
@@ -40,6 +43,9 @@ PLATFORM = {
         {"slug": "retired", "image": "python:3.11", "enabled": False},
     ],
 }  # fmt: skip
+
+
+JOBS_PLATFORM = {**PLATFORM, "jobs": {"max_workers": 4}}
 
 
 @dataclass
@@ -68,7 +74,39 @@ class Platform:
                 self.process.wait(10)
 
 
-def start_platform(directory: Path, platform: dict[str, Any]) -> Platform:
+@dataclass(frozen=True)
+class RayCluster:
+    address: str
+    token: str
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory) -> Iterator[RayCluster]:
+    """A local Ray head for one test module, started by the jobs service's own code (the real path).
+
+    Platforms use it by address, as a deployment with an existing Ray cluster does;
+    test_jobs_local_head.py covers a service starting its own head. One module at a
+    time: two heads starting side by side on a 2-core machine time each other out.
+    """
+    backend = RayBackend(
+        state_dir=str(tmp_path_factory.mktemp("ray")),
+        port=free_port(),
+        dashboard_port=free_port(),
+        object_store_memory=128 * 2**20,
+    )
+    try:
+        asyncio.run(backend._connect())
+        yield RayCluster(address=backend.dashboard_url, token=backend.token)
+    finally:
+        backend.stop_local_head()  # also when it failed to start: nothing may be left running
+
+
+def start_platform(
+    directory: Path,
+    platform: dict[str, Any],
+    ray: RayCluster | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> Platform:
     if proxy_command() is None:
         pytest.fail("configurable-http-proxy is not installed: `make install` puts it in node_modules/")
     directory.mkdir(parents=True, exist_ok=True)
@@ -77,10 +115,16 @@ def start_platform(directory: Path, platform: dict[str, Any]) -> Platform:
     previous = yaml.safe_load(config_file.read_text()) if config_file.exists() else {}
     ports = {key: previous.get(key) or free_port() for key in ("port", "hub_port", "proxy_api_port")}
     port = ports["port"]
-    config = {**platform, "data_dir": str(directory / "data"), **ports}
+    jobs = {**platform.get("jobs", {}), "port": previous.get("jobs", {}).get("port") or free_port()}
+    if ray is not None:
+        jobs["ray"] = {"address": ray.address}
+    config = {**platform, "data_dir": str(directory / "data"), **ports, "jobs": jobs}
     config_file.write_text(yaml.safe_dump(config))
     log_file = directory / "hub.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "LAVAHUB_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "LAVAHUB_", "RAY_"))}
+    if ray is not None:
+        env["RAY_AUTH_TOKEN"] = ray.token
+    env.update(env_extra or {})
     process = subprocess.Popen(
         [LAVAHUB, "up", "--config", str(config_file)],
         stdout=log_file.open("w"), stderr=subprocess.STDOUT, text=True, env=env,
@@ -96,7 +140,16 @@ def start_platform(directory: Path, platform: dict[str, Any]) -> Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Iterator[Platform]:
+    """The platform without jobs: hub, proxy and workspaces."""
     running = start_platform(tmp_path_factory.mktemp("platform"), PLATFORM)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def jobs_platform(tmp_path_factory, ray_cluster) -> Iterator[Platform]:
+    """The platform with the jobs service, on this module's Ray cluster."""
+    running = start_platform(tmp_path_factory.mktemp("platform"), JOBS_PLATFORM, ray_cluster)
     yield running
     running.stop()
 

@@ -1,0 +1,68 @@
+"""`python -m services.jobs`: the jobs service, started and kept running by the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubAuth
+
+from spawner.config import load_config
+from spawner.errors import PublicError
+from spawner.gpus import inventory
+
+from .app import Context, make_app
+from .backends.ray import RayBackend
+
+
+def ray_backend(config) -> RayBackend:  # type: ignore[no-untyped-def]
+    jobs = config.jobs
+    backend = RayBackend(
+        address=jobs.ray_address or "",
+        state_dir=str(config.data_dir / "ray"),
+        port=jobs.ray_port,
+        dashboard_port=jobs.ray_dashboard_port,
+        num_cpus=jobs.ray_num_cpus or 0,
+        num_gpus=len(inventory()),
+        object_store_memory=jobs.ray_object_store_memory,
+    )
+    return backend
+
+
+async def serve() -> None:
+    config = load_config()
+    backend = ray_backend(config)
+    hub_auth = HubAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
+    ctx = Context(config, backend, hub_auth)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/jobs/")
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{config.jobs.port}"))
+    app = make_app(ctx, prefix)
+    app.listen(url.port, address=url.hostname or "127.0.0.1", xheaders=True)
+    logging.getLogger(__name__).info("jobs service listening on %s%s", url.geturl().rstrip("/"), prefix)
+    await backend.setup()
+    ctx.supervisor.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await ctx.supervisor.stop()
+    await backend.cleanup()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s jobs %(name)s] %(message)s")
+    try:
+        asyncio.run(serve())
+    except PublicError as e:
+        print(f"lavahub jobs: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

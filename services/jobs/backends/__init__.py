@@ -1,0 +1,1 @@
+"""Job backends, one module each; the service only knows `backends.base.Backend`."""

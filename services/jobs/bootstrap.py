@@ -1,0 +1,40 @@
+"""One worker's process: load exported variables, run the cell, send rank 0's result back.
+
+Run as `python -m services.jobs.bootstrap <job dir>`; the cell runs as `__main__`,
+so its output, exceptions and exit code are those of a normal Python script.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cloudpickle
+
+
+def main(job_dir: Path) -> int:
+    namespace: dict[str, object] = {"__name__": "__main__", "__file__": str(job_dir / "code.py")}
+    exports = job_dir / "exports.pkl"
+    if exports.exists():
+        namespace.update(cloudpickle.loads(exports.read_bytes()))
+    code = (job_dir / "code.py").read_text()
+    sys.argv = [str(job_dir / "code.py")]
+    exec(compile(code, str(job_dir / "code.py"), "exec"), namespace)  # the user's own cell, in their job
+
+    result = os.environ.get("LAVAHUB_RESULT")
+    if result and os.environ.get("RANK", "0") == "0":
+        if result not in namespace:
+            print(
+                f"lavahub: the cell did not define {result!r}, so there is no result to return",
+                file=sys.stderr,
+            )
+            return 1
+        partial = job_dir / "result.pkl.tmp"
+        partial.write_bytes(cloudpickle.dumps(namespace[result]))
+        partial.replace(job_dir / "result.pkl")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

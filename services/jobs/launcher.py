@@ -1,0 +1,191 @@
+"""The Ray job entrypoint: reserve every worker at once, then run the cell on each.
+
+Run as `python -m services.jobs.launcher <job dir>` by Ray's job supervisor.
+It reports to the service through `<job dir>/state.json` (placed, exit code,
+reason) and never prints the user's output itself: each worker writes its own
+`logs/worker-N.log`, which the service follows.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+PR_SET_PDEATHSIG = 1
+
+
+def write_state(job_dir: Path, **state: Any) -> None:
+    path = job_dir / "state.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(state)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(current))
+    partial.replace(path)  # atomic: the service never reads half a file
+
+
+def log(job_dir: Path, message: str) -> None:
+    with (job_dir / "logs" / "launcher.log").open("a") as f:
+        f.write(message + "\n")
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the Ray worker running us dies (cancel, node loss)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@ray.remote(num_cpus=0)
+def node_address() -> tuple[str, int]:
+    """This node's address and a free port on it (used for rank 0's MASTER_PORT)."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return ray.util.get_node_ip_address(), s.getsockname()[1]
+
+
+@ray.remote(max_retries=0)
+def run_worker(job_dir: str, rank: int, env: dict[str, str], cwd: str) -> int:
+    """One worker: the cell as a normal process, output into logs/worker-N.log."""
+    gpu_ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    environment = {**os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids)}
+    with open(Path(job_dir) / "logs" / f"worker-{rank}.log", "ab", buffering=0) as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.jobs.bootstrap", job_dir],
+            cwd=cwd,
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        return process.wait()
+
+
+def contract_env(
+    spec: dict[str, Any], rank: int, world: int, local_rank: int, master: tuple[str, int]
+) -> dict[str, str]:
+    """The job execution contract: the same names on every backend."""
+    return {
+        **spec["env"],
+        "LAVAHUB_JOB_ID": spec["id"],
+        "LAVAHUB_JOB_DIR": str(spec["job_dir"]),
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world),
+        "LOCAL_RANK": str(local_rank),
+        "MASTER_ADDR": master[0],
+        "MASTER_PORT": str(master[1]),
+        "PYTHONUNBUFFERED": "1",
+        **({"LAVAHUB_RESULT": spec["result"]} if spec.get("result") else {}),
+    }
+
+
+def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
+    workers = spec["workers"]
+    bundle = {"CPU": spec["cpus"]}
+    if spec["gpus"]:
+        bundle["GPU"] = spec["gpus"]
+    if spec["memory"]:
+        bundle["memory"] = spec["memory"]
+    log(job_dir, f"waiting for all {workers} workers to be placed together")
+    group = placement_group([dict(bundle) for _ in range(workers)], strategy="PACK")
+    ray.get(group.ready())
+    strategy = lambda i: PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)  # noqa: E731
+    addresses = ray.get(
+        [node_address.options(scheduling_strategy=strategy(i)).remote() for i in range(workers)]
+    )
+    master = addresses[0]
+    seen: Counter[str] = Counter()
+    local_ranks = []
+    for ip, _ in addresses:
+        local_ranks.append(seen[ip])
+        seen[ip] += 1
+    write_state(job_dir, placed=True, nodes=[ip for ip, _ in addresses])
+    log(job_dir, f"all {workers} workers placed; rank 0 at {master[0]}:{master[1]}")
+
+    refs = {
+        run_worker.options(
+            scheduling_strategy=strategy(rank),
+            num_cpus=spec["cpus"],
+            num_gpus=spec["gpus"],
+            memory=spec["memory"] or None,
+        ).remote(
+            str(job_dir), rank, contract_env(spec, rank, workers, local_ranks[rank], master), spec["cwd"]
+        ): rank
+        for rank in range(workers)
+    }
+    pending = list(refs)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            rank, code = refs[done[0]], ray.get(done[0])
+            if code != 0:
+                # one worker failed: the gang fails; stop the others
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                write_state(
+                    job_dir,
+                    exit_code=code,
+                    failed_worker=rank,
+                    reason=f"worker {rank} exited with code {code}",
+                )
+                return code
+        write_state(job_dir, exit_code=0)
+        return 0
+    finally:
+        remove_placement_group(group)
+
+
+def run_ray_driver(job_dir: Path, spec: dict[str, Any]) -> int:
+    """framework=ray: one driver process that connects to this cluster and fans out itself."""
+    write_state(job_dir, placed=True)
+    env = {**os.environ, **contract_env(spec, 0, 1, 0, ("127.0.0.1", 0))}
+    env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+    with open(job_dir / "logs" / "worker-0.log", "ab", buffering=0) as out:
+        code = subprocess.call(
+            [sys.executable, "-m", "services.jobs.bootstrap", str(job_dir)],
+            cwd=spec["cwd"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    write_state(
+        job_dir,
+        exit_code=code,
+        **({"failed_worker": 0, "reason": f"worker 0 exited with code {code}"} if code else {}),
+    )
+    return code
+
+
+def main(argv: list[str]) -> int:
+    job_dir = Path(argv[1])
+    spec = json.loads((job_dir / "spec.json").read_text())
+    spec["job_dir"] = job_dir
+    (job_dir / "logs").mkdir(exist_ok=True)
+
+    def cancelled(signum: int, frame: Any) -> None:
+        write_state(job_dir, reason="cancelled")
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, cancelled)
+    started = time.monotonic()
+    ray.init(logging_level="WARNING", log_to_driver=False)
+    log(job_dir, f"connected to Ray in {time.monotonic() - started:.1f}s")
+    if spec["framework"] == "ray":
+        return run_ray_driver(job_dir, spec)
+    return run_gang(job_dir, spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

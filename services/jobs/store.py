@@ -1,0 +1,176 @@
+"""Jobs and their state transitions in lavahub's database (SQLite by default)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from spawner.resources import Resources
+from spawner.store import make_engine
+
+from .models import Job, JobSpec, JobState
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    template: Mapped[str] = mapped_column(String(63))
+    framework: Mapped[str] = mapped_column(String(16))
+    workers: Mapped[int] = mapped_column(Integer)
+    cpus: Mapped[float] = mapped_column(Float)
+    memory: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)
+    timeout: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    job_dir: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TransitionRow(Base):
+    __tablename__ = "job_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every timestamp here is UTC
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _job(row: JobRow) -> Job:
+    return Job(
+        id=row.id,
+        name=row.name,
+        user=row.user,
+        project=row.project,
+        template=row.template,
+        framework=row.framework,
+        workers=row.workers,
+        resources=Resources(cpus=row.cpus, memory=row.memory, gpus=row.gpus),
+        state=JobState(row.state),
+        created=_utc(row.created),
+        timeout=row.timeout,
+        job_dir=row.job_dir,
+        reason=row.reason,
+        started=_utc(row.started),
+        finished=_utc(row.finished),
+        exit_code=row.exit_code,
+        extra=dict(row.extra or {}),
+    )
+
+
+class JobStore:
+    def __init__(self, url: str):
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+
+    def add(self, spec: JobSpec, extra: dict[str, Any] | None = None) -> Job:
+        now = datetime.now(UTC)
+        r = spec.resources
+        row = JobRow(
+            id=spec.id,
+            name=spec.name,
+            user=spec.user,
+            project=spec.project,
+            template=spec.template,
+            framework=spec.framework,
+            workers=spec.workers,
+            cpus=r.cpus,
+            memory=r.memory,
+            gpus=r.gpus,
+            timeout=spec.timeout,
+            state=JobState.PENDING.value,
+            created=now,
+            job_dir=spec.job_dir,
+            extra=extra or {},
+        )
+        with Session(self.engine) as session, session.begin():
+            session.add(row)
+            session.add(TransitionRow(job_id=spec.id, state=JobState.PENDING.value, at=now))
+            session.flush()
+            return _job(row)
+
+    def get(self, job_id: str) -> Job | None:
+        with Session(self.engine) as session:
+            row = session.get(JobRow, job_id)
+            return _job(row) if row else None
+
+    def list(
+        self,
+        *,
+        user: str | None = None,
+        project: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        unfinished: bool = False,
+    ) -> list[Job]:
+        query = select(JobRow).order_by(JobRow.created.desc()).limit(limit)
+        if user is not None:
+            query = query.where(JobRow.user == user)
+        if project is not None:
+            query = query.where(JobRow.project == project)
+        if state is not None:
+            query = query.where(JobRow.state == state)
+        if unfinished:
+            query = query.where(JobRow.state.in_([JobState.PENDING.value, JobState.RUNNING.value]))
+        with Session(self.engine) as session:
+            return [_job(row) for row in session.scalars(query)]
+
+    def unfinished(self) -> list[Job]:
+        jobs = self.list(unfinished=True, limit=100_000)
+        return sorted(jobs, key=lambda job: job.created)
+
+    def transition(
+        self, job_id: str, state: JobState, *, reason: str | None = None, exit_code: int | None = None
+    ) -> Job:
+        """Move a job to `state`; a finished job never changes again."""
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            row = session.get(JobRow, job_id)
+            current = JobState(row.state)
+            if current.done or current == state:
+                return _job(row)
+            row.state = state.value
+            row.reason = reason if reason is not None else row.reason
+            if exit_code is not None:
+                row.exit_code = exit_code
+            if state == JobState.RUNNING or (
+                state.done and row.started is None and state != JobState.CANCELLED
+            ):
+                row.started = row.started or now
+            if state.done:
+                row.finished = now
+            session.add(TransitionRow(job_id=job_id, state=state.value, reason=reason, at=now))
+            return _job(row)
+
+    def update_extra(self, job_id: str, **values: Any) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(JobRow, job_id)
+            row.extra = {**(row.extra or {}), **values}
+
+    def transitions(self, job_id: str) -> list[tuple[str, str | None, datetime]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(TransitionRow).where(TransitionRow.job_id == job_id).order_by(TransitionRow.id)
+            )
+            return [(r.state, r.reason, _utc(r.at)) for r in rows]
