@@ -110,6 +110,10 @@ class Supervisor:
         self._tries.pop(job.id, None)
         self._retry_at.pop(job.id, None)
         self.store.update_extra(job.id, submitted=True)
+        current = self.store.get(job.id)
+        if current is not None and current.state.done:
+            # cancelled while the submission was on its way: the cluster must not run it
+            await self.backend.cancel(current)
 
     async def cancel(self, job: Job, by: str) -> Job:
         if job.state.done:
