@@ -69,6 +69,8 @@ class RayBackend(Backend):
     start_timeout = Integer(180, config=True, help="Seconds to wait for a local head's dashboard to answer.")
 
     _ready = False
+    _token: str | None = None
+    _job_client: Any = None
     _waiting_for: str | None = "the Ray cluster to start"
     _start_task: asyncio.Task[None] | None = None
 
@@ -79,8 +81,14 @@ class RayBackend(Backend):
 
     @property
     def token(self) -> str | None:
+        """The cluster's auth token, read (or, for a local head, created) once."""
+        if self._token is None:
+            self._token = self._read_token()
+        return self._token or None
+
+    def _read_token(self) -> str:
         if self.address:
-            return os.environ.get("RAY_AUTH_TOKEN")
+            return os.environ.get("RAY_AUTH_TOKEN", "")
         path = Path(self.state_dir) / "token"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -99,7 +107,8 @@ class RayBackend(Backend):
         return env
 
     def _get(self, path: str, timeout: float = 5) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        token = self.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.get(f"{self.dashboard_url}{path}", headers=headers, timeout=timeout)
 
     def _alive(self) -> bool:
@@ -218,11 +227,14 @@ class RayBackend(Backend):
         return None if self._ready else self._waiting_for
 
     def _client(self) -> Any:
-        from ray.job_submission import JobSubmissionClient
+        """One Jobs API client: making one costs an HTTP round-trip (a version check)."""
+        if self._job_client is None:
+            from ray.job_submission import JobSubmissionClient
 
-        token = self.token
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        return JobSubmissionClient(self.dashboard_url, headers=headers)
+            token = self.token
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            self._job_client = JobSubmissionClient(self.dashboard_url, headers=headers)
+        return self._job_client
 
     # -- jobs ------------------------------------------------------------------------
     async def usage(self) -> ClusterUsage | None:
