@@ -23,9 +23,25 @@ LAVAHUB = str(Path(sys.executable).with_name("lavahub"))
 
 def jobs_service(hub_pid: int) -> psutil.Process:
     for child in psutil.Process(hub_pid).children(recursive=True):
-        if child.cmdline()[1:3] == ["-m", "services.jobs"]:
-            return child
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[1:3] == ["-m", "services.jobs"]:
+                return child
+        except psutil.NoSuchProcess:  # a zombie's parent reaped it meanwhile
+            continue
     raise LookupError("the jobs service is not running")
+
+
+def gone_or_zombie(process: psutil.Process, timeout: float = 10) -> None:
+    """Wait for a killed process that is not our child: it stays a zombie until the hub reaps it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {process.pid} still runs {timeout} s after SIGKILL")
 
 
 def test_service_starts_a_head_on_loopback_and_a_job_survives_a_service_crash(tmp_path):
@@ -52,7 +68,7 @@ def test_service_starts_a_head_on_loopback_and_a_job_survives_a_service_crash(tm
 
         service = jobs_service(platform.process.pid)
         service.send_signal(signal.SIGKILL)
-        service.wait(10)
+        gone_or_zombie(service)
         deadline = time.monotonic() + 90  # the hub polls its services every 30 s and restarts them
         while time.monotonic() < deadline:
             try:

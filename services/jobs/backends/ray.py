@@ -74,6 +74,10 @@ class RayBackend(Backend):
     _waiting_for: str | None = "the Ray cluster to start"
     _start_task: asyncio.Task[None] | None = None
 
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._tails: dict[str, LogTail] = {}  # one per job being followed: offsets stay in memory
+
     # -- connection --------------------------------------------------------------------
     @property
     def dashboard_url(self) -> str:
@@ -129,6 +133,7 @@ class RayBackend(Backend):
                 await asyncio.sleep(2)
         else:
             await self._start_local_head()
+        await asyncio.to_thread(self._client)  # its version check now, not in the first submission
         self._ready, self._waiting_for = True, None
 
     async def _start_local_head(self) -> None:
@@ -191,17 +196,24 @@ class RayBackend(Backend):
     def stop_local_head(self, timeout: float = 15) -> int:
         """Stop this head's processes only (`ray stop` would stop every Ray on the machine).
 
-        They are found by the session directory under `state_dir` on their command
-        lines; Ray's worker processes exit with their raylet. Returns how many were stopped.
+        They are found by the session directory or the GCS address on their command
+        lines (Ray's client server names only the latter), with all their children
+        (the raylet's agents and workers). Returns how many were stopped.
         """
-        session = str(self.session_dir)
+        session, gcs_port = str(self.session_dir), f":{self.port}"
         ours = []
         for process in psutil.process_iter(["cmdline"]):
             try:
-                if any(session in part for part in process.info["cmdline"] or []):
+                if any(
+                    session in part or (part.startswith("--address=") and part.endswith(gcs_port))
+                    for part in process.info["cmdline"] or []
+                ):
                     ours.append(process)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+        for process in list(ours):  # the raylet's agents name neither on their command lines
+            with contextlib.suppress(psutil.NoSuchProcess):
+                ours.extend(child for child in process.children(recursive=True) if child not in ours)
         for process in ours:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.terminate()
@@ -260,7 +272,6 @@ class RayBackend(Backend):
                 entrypoint=entrypoint,
                 submission_id=SUBMISSION_PREFIX + job.id,
                 entrypoint_num_cpus=0,
-                runtime_env={"env_vars": {"LAVAHUB_JOB_ID": job.id}},
                 metadata={"lavahub_user": job.user, "lavahub_project": job.project, "lavahub_name": job.name},
             )
         except RuntimeError as e:
@@ -284,5 +295,11 @@ class RayBackend(Backend):
         return from_ray(str(status.value if hasattr(status, "value") else status), launcher)
 
     async def logs(self, job: Job, state_dir: Path, *, final: bool = False) -> list[str]:
-        tail = LogTail(Path(job.job_dir) / "logs", state_dir / "positions.json")
-        return await asyncio.to_thread(tail.read, final=final)
+        tail = self._tails.get(job.id)
+        if tail is None:
+            tail = self._tails[job.id] = LogTail(Path(job.job_dir) / "logs", state_dir / "positions.json")
+        try:
+            return await asyncio.to_thread(tail.read, final=final)
+        finally:
+            if final:
+                del self._tails[job.id]
