@@ -19,8 +19,10 @@ from spawner.errors import PublicError
 from spawner.gpus import GpuAllocator, inventory
 from spawner.local_plan import plan_local_workspace
 from spawner.options import resolve_options
+from spawner.resources import check_quota
 from spawner.store import TemplateStore, sqlite_file
 from spawner.templates import Template
+from spawner.workspace import WorkspaceRequest
 
 from .credentials import ensure_credentials
 from .paths import hub_config_file, proxy_command
@@ -157,12 +159,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_render_workspace(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     backend = args.backend or config.backend
-    if backend == "kubernetes":
-        raise PublicError(
-            "render-workspace --backend kubernetes is not available yet: "
-            "it comes with the Kubernetes spawner",
-            hint="use --backend local",
-        )
     projects = {name: p for name, p in config.projects.items() if args.user in p.members}
     options = {
         key: value
@@ -179,10 +175,46 @@ def cmd_render_workspace(args: argparse.Namespace) -> int:
         projects=projects,
         templates=catalogue(config),
     )
+    # a dry run sees no running workspaces: the request alone must fit the project's quota
+    check_quota(request.project.name, request.project.quota, request.resources, {})
+    if backend == "kubernetes":
+        yaml.safe_dump(render_kubernetes(config, request), sys.stdout, sort_keys=False)
+        return 0
     gpus = GpuAllocator(inventory()).allocate(args.user, request.resources.gpus, request.gpu_type)
     plan = plan_local_workspace(request, root=config.local_root, gpus=gpus)
     yaml.safe_dump(plan.to_dict(), sys.stdout, sort_keys=False)
     return 0
+
+
+def render_kubernetes(config: PlatformConfig, request: WorkspaceRequest) -> dict[str, Any]:
+    """The pod, from KubeSpawner itself. It loads a client config when constructed, and
+    kubernetes_asyncio reads $KUBECONFIG on import: without one, name a placeholder
+    (never contacted) before importing it."""
+    import asyncio
+    import atexit
+    import shutil
+    import tempfile
+
+    no_config = not Path(os.environ.get("KUBECONFIG") or "~/.kube/config").expanduser().exists()
+    if no_config and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        folder = tempfile.mkdtemp(prefix="lavahub-render-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        (Path(folder) / "kubeconfig").write_text(PLACEHOLDER_KUBECONFIG)
+        os.environ["KUBECONFIG"] = str(Path(folder) / "kubeconfig")
+
+    from spawner.kube import render_pod
+
+    return asyncio.run(render_pod(request, storage=config.kubernetes_storage, settings=config.kubernetes))
+
+
+PLACEHOLDER_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
 
 
 def cmd_down(args: argparse.Namespace) -> int:

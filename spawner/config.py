@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,21 @@ import yaml
 
 from . import checks
 from .errors import ConfigError
-from .names import USER_PATTERN, USER_RULE
+from .names import LABEL_KEY_PATTERN, LABEL_KEY_RULE, SLUG_PATTERN, SLUG_RULE, USER_PATTERN, USER_RULE
 from .projects import Project, project_from_dict
-from .templates import Template, template_from_dict
+from .templates import IMAGE_PATTERN, IMAGE_RULE, Template, template_from_dict
 
 CONFIG_ENV = "LAVAHUB_CONFIG"
+ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 BACKENDS = ("local", "kubernetes")
 TOP_KEYS = (
     "backend", "data_dir", "bind", "port", "hub_port", "proxy_api_port", "admins", "auth",
     "projects", "templates", "storage", "database_url", "hub_database_url", "named_servers", "jobs",
+    "kubernetes",
+)  # fmt: skip
+KUBERNETES_KEYS = (
+    "namespace", "gpu_product_label", "gpu_node_label", "node_pool_label", "cpu_workspaces_off_gpu_nodes",
+    "gpu_tolerations", "init_image", "start_timeout",
 )  # fmt: skip
 JOBS_KEYS = ("enabled", "port", "max_workers", "max_code_bytes", "default_timeout", "max_timeout", "ray")
 RAY_KEYS = ("address", "port", "dashboard_port", "num_cpus", "object_store_memory")
@@ -73,6 +80,23 @@ class KubernetesStorage:
     gid: int = 100
 
 
+DEFAULT_GPU_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """Where workspaces run on the cluster and how GPU and node-pool choices become scheduling."""
+
+    namespace: str = "lavahub"
+    gpu_product_label: str = "nvidia.com/gpu.product"  # a chosen GPU model selects nodes by this
+    gpu_node_label: str = "nvidia.com/gpu.present"  # nodes with this label are GPU nodes
+    node_pool_label: str = "lavahub.io/node-pool"  # a project's node_pool selects nodes by this
+    cpu_workspaces_off_gpu_nodes: bool = True
+    gpu_tolerations: tuple[Mapping[str, Any], ...] = DEFAULT_GPU_TOLERATIONS
+    init_image: str = "busybox:1.36"  # creates missing storage directories before the notebook
+    start_timeout: int = 300
+
+
 @dataclass(frozen=True)
 class JobsConfig:
     """The `jobs` service: its port, the limits on a job, and the Ray cluster it uses."""
@@ -109,6 +133,7 @@ class PlatformConfig:
     hub_database_url: str
     named_servers: int
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     source: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -232,7 +257,10 @@ def parse_config(raw: Any, *, source: Path | None = None) -> PlatformConfig:
     checks.no_unknown_keys(kube, KUBERNETES_STORAGE_KEYS, "storage.kubernetes")
     kubernetes_storage = KubernetesStorage(**{
         key: (checks.whole(value, f"storage.kubernetes.{key}") if key in ("uid", "gid")
-              else checks.string(value, f"storage.kubernetes.{key}"))
+              else checks.string(value, f"storage.kubernetes.{key}", pattern=ABSOLUTE_PATH,
+                                 rule="an absolute path of letters, digits and . _ - /")
+              if key == "home_mount"
+              else checks.string(value, f"storage.kubernetes.{key}", pattern=SLUG_PATTERN, rule=SLUG_RULE))
         for key, value in kube.items()
     })  # fmt: skip
 
@@ -247,12 +275,15 @@ def parse_config(raw: Any, *, source: Path | None = None) -> PlatformConfig:
     if jobs.port in (port, hub_port, proxy_api_port):
         raise ConfigError("jobs.port: must differ from port, hub_port and proxy_api_port", field="jobs.port")
 
+    kubernetes = _kubernetes(raw.get("kubernetes"))
+
     return PlatformConfig(
         backend=backend, data_dir=data_dir, bind=bind, port=port, hub_port=hub_port,
         proxy_api_port=proxy_api_port, admins=tuple(admins), admin_password=admin_password,
         user_password=user_password, projects=projects, templates=templates,
         local_root=local_root, kubernetes_storage=kubernetes_storage, database_url=database_url,
-        hub_database_url=hub_database_url, named_servers=named_servers, jobs=jobs, source=source,
+        hub_database_url=hub_database_url, named_servers=named_servers, jobs=jobs, kubernetes=kubernetes,
+        source=source,
     )  # fmt: skip
 
 
@@ -298,6 +329,42 @@ def _jobs(value: Any) -> JobsConfig:
             "jobs.default_timeout: must not exceed jobs.max_timeout", field="jobs.default_timeout"
         )
     return config
+
+
+def _kubernetes(value: Any) -> KubernetesConfig:
+    raw = checks.mapping(value, "kubernetes")
+    checks.no_unknown_keys(raw, KUBERNETES_KEYS, "kubernetes")
+    default = KubernetesConfig()
+    at = lambda key: f"kubernetes.{key}"  # noqa: E731
+    label = lambda key: checks.string(  # noqa: E731
+        raw.get(key, getattr(default, key)), at(key), pattern=LABEL_KEY_PATTERN, rule=LABEL_KEY_RULE
+    )
+    tolerations = raw.get("gpu_tolerations", list(default.gpu_tolerations))
+    if not isinstance(tolerations, list):
+        raise checks.fail(at("gpu_tolerations"), "must be a list of Kubernetes tolerations")
+    return KubernetesConfig(
+        namespace=checks.string(
+            raw.get("namespace", default.namespace), at("namespace"), pattern=SLUG_PATTERN, rule=SLUG_RULE
+        ),
+        gpu_product_label=label("gpu_product_label"),
+        gpu_node_label=label("gpu_node_label"),
+        node_pool_label=label("node_pool_label"),
+        cpu_workspaces_off_gpu_nodes=checks.boolean(
+            raw.get("cpu_workspaces_off_gpu_nodes", True), at("cpu_workspaces_off_gpu_nodes")
+        ),
+        gpu_tolerations=tuple(
+            dict(checks.mapping(t, checks.where(at("gpu_tolerations"), i))) for i, t in enumerate(tolerations)
+        ),
+        init_image=checks.string(
+            raw.get("init_image", default.init_image),
+            at("init_image"),
+            pattern=IMAGE_PATTERN,
+            rule=IMAGE_RULE,
+        ),
+        start_timeout=checks.whole(
+            raw.get("start_timeout", default.start_timeout), at("start_timeout"), minimum=1
+        ),
+    )
 
 
 def _path(value: Any, key: str, base: Path) -> Path:

@@ -19,6 +19,12 @@ SLUG_RULE = (
 USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 USER_RULE = "letters, digits and . _ @ + -, starting with a letter or digit, at most 128 characters"
 
+# A Kubernetes label key: an optional DNS-subdomain prefix and a name of at most 63 characters.
+LABEL_KEY_PATTERN = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_KEY_RULE = "a Kubernetes label key such as nvidia.com/gpu.product"
+
 # Environment variable names.
 ENV_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -27,6 +27,7 @@ IMAGE_RULE = "an image reference such as quay.io/jupyter/scipy-notebook:2025-01-
 # GPU model names as Kubernetes labels carry them (nvidia.com/gpu.product values).
 GPU_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 GPU_MODEL_RULE = "a GPU product label such as NVIDIA-A100-SXM4-80GB"
+VGPU_RESOURCE = "volcano.sh/vgpu-number"  # Volcano's shared GPUs; memory per vGPU in volcano.sh/vgpu-memory
 GPU_RESOURCE_PATTERN = re.compile(r"^[a-z0-9.-]+/[a-z0-9][a-z0-9._-]*$")
 
 # Variables lavahub or JupyterHub set; a template may not override them.
@@ -35,7 +36,7 @@ RESERVED_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HOM
 
 FIELDS = (
     "slug", "display_name", "description", "image", "cpus", "memory", "gpus",
-    "max_cpus", "max_memory", "max_gpus", "gpu_types", "gpu_resource", "projects",
+    "max_cpus", "max_memory", "max_gpus", "gpu_types", "gpu_resource", "gpu_memory", "projects",
     "env", "node_selector", "tolerations", "enabled",
 )  # fmt: skip
 
@@ -55,7 +56,8 @@ class Template:
     max_memory: int = 2 * 2**30
     max_gpus: int = 0
     gpu_types: tuple[str, ...] = ()
-    gpu_resource: str = "nvidia.com/gpu"
+    gpu_resource: str = "nvidia.com/gpu"  # or a MIG profile, or Volcano's volcano.sh/vgpu-number
+    gpu_memory: int = 0  # MiB of device memory per vGPU (volcano.sh/vgpu-memory); 0: whole GPUs
     projects: tuple[str, ...] = ()  # empty: every project may use it
     env: Mapping[str, str] = field(default_factory=dict)
     node_selector: Mapping[str, str] = field(default_factory=dict)
@@ -128,6 +130,11 @@ def template_from_dict(
         pattern=GPU_RESOURCE_PATTERN,
         rule="an extended resource name such as nvidia.com/gpu",
     )
+    gpu_memory = checks.whole(data.get("gpu_memory", 0), at("gpu_memory"))
+    if gpu_memory and gpu_resource != VGPU_RESOURCE:
+        raise checks.fail(
+            at("gpu_memory"), f"applies to shared GPUs only: set gpu_resource to {VGPU_RESOURCE}"
+        )
     projects = checks.string_list(data.get("projects"), at("projects"), pattern=SLUG_PATTERN, rule=SLUG_RULE)
     if known_projects is not None:
         for i, project in enumerate(projects):
@@ -150,7 +157,7 @@ def template_from_dict(
     return Template(
         slug=slug, display_name=display_name, image=image, description=description,
         cpus=cpus, memory=memory, gpus=gpus, max_cpus=max_cpus, max_memory=max_memory,
-        max_gpus=max_gpus, gpu_types=tuple(gpu_types), gpu_resource=gpu_resource,
+        max_gpus=max_gpus, gpu_types=tuple(gpu_types), gpu_resource=gpu_resource, gpu_memory=gpu_memory,
         projects=tuple(projects), env=env, node_selector=node_selector,
         tolerations=tolerations, enabled=enabled,
     )  # fmt: skip

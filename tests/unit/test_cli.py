@@ -41,6 +41,9 @@ def test_render_workspace_local(tmp_path):
     assert not (tmp_path / "lavahub").exists(), "rendering must not create anything"
 
 
+TOO_MANY_GPUS = ["--user", "alice", "--project", "vision", "--template", "pytorch", "--gpus", "5"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -51,7 +54,7 @@ def test_render_workspace_local(tmp_path):
             ["--user", "alice", "--project", "vision", "--template", "pytorch", "--gpus", "5"],
             "at most 1 GPUs",
         ),
-        (["--user", "alice", "--backend", "kubernetes"], "not available yet"),
+        (["--backend", "kubernetes", *TOO_MANY_GPUS], "at most 1 GPUs"),
     ],
 )
 def test_render_refusals_are_one_line_with_status_2(tmp_path, args, message):
@@ -85,7 +88,7 @@ def test_render_reads_the_template_store_once_the_platform_has_run(tmp_path):
     store = TemplateStore(config.database_url)
     store.seed(config.templates)
     store.put(replace(config.templates[0], max_cpus=16), author="admin")
-    result = lavahub("render-workspace", "--config", str(config_file), "--user", "bob", "--cpus", "12")
+    result = lavahub("render-workspace", "--config", str(config_file), "--user", "bob", "--cpus", "6")
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["template"]["version"] == 2
 
@@ -100,4 +103,49 @@ def test_invalid_config_is_one_line(tmp_path, command):
     assert (
         result.stderr.strip()
         == "lavahub: error: lavahub.yaml: templates[0].max_gpus: must be a whole number >= 0, got 'two'"
+    )
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "lavahub.example.yaml"
+
+
+def test_render_kubernetes_prints_a_valid_pod_with_mounts_init_gpus_and_labels(tmp_path):
+    import kubernetes_validate
+
+    result = lavahub(
+        "render-workspace", "--config", str(EXAMPLE), "--backend", "kubernetes", "--user", "alice",
+        "--project", "vision", "--template", "pytorch", "--gpus", "2", "--gpu-type", "NVIDIA-A100-SXM4-80GB",
+        env={"KUBECONFIG": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pod = yaml.safe_load(result.stdout)
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+    (notebook,) = pod["spec"]["containers"]
+    assert {m["mountPath"]: (m["subPath"], m["readOnly"]) for m in notebook["volumeMounts"]} == {
+        "/home/jovyan": ("users/alice", False),
+        "/mnt/projects/vision": ("projects/vision", False),
+        "/mnt/global": ("global", True),
+    }
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["lavahub-storage"]
+    assert notebook["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert pod["metadata"]["labels"]["lavahub.io/template"] == "pytorch"
+    assert pod["metadata"]["labels"]["lavahub.io/project"] == "vision"
+    assert pod["spec"]["securityContext"]["fsGroup"] == 100
+    assert notebook["securityContext"]["runAsUser"] == 1000
+    assert not (tmp_path / "none").exists()
+
+
+def test_render_kubernetes_refuses_more_gpus_than_the_quota_in_one_line(tmp_path):
+    config = tmp_path / "lavahub.yaml"
+    config.write_text(
+        "projects: {vision: {members: [alice], quota: {gpus: 2}}}\n"
+        "templates: [{slug: big, image: python:3.11, gpus: 1, max_gpus: 8}]\n"
+    )
+    result = lavahub("render-workspace", "--config", str(config), "--backend", "kubernetes",
+                     "--user", "alice", "--gpus", "3")  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "lavahub: error: Project 'vision' has a quota of 2 GPUs; 0 are in use and this workspace asks for 3."
+        " (ask for at most 2 GPUs, or stop a running workspace of the project)\n"
     )
