@@ -101,5 +101,12 @@ if platform.backend == "local":
     c.LocalSpawner.storage_root = str(platform.local_root)
     c.LocalSpawner.ip = "127.0.0.1"
 else:
-    print("lavahub: error: backend: kubernetes workspaces are not available yet", file=sys.stderr)
-    raise SystemExit(2)
+    from spawner.kube import KubeWorkspaceSpawner
+
+    # Workspaces are pods; the hub runs in a pod too and is reached through its Service.
+    c.JupyterHub.spawner_class = KubeWorkspaceSpawner
+    c.KubeWorkspaceSpawner.database_url = platform.database_url
+    c.KubeWorkspaceSpawner.storage = platform.kubernetes_storage
+    c.KubeWorkspaceSpawner.settings = platform.kubernetes
+    c.JupyterHub.hub_ip = "0.0.0.0"
+    c.JupyterHub.hub_connect_ip = os.environ.get("LAVAHUB_HUB_SERVICE", "hub")

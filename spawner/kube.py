@@ -9,6 +9,7 @@ KubeSpawner's own traits from the pure plan in `kube_plan`.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -92,8 +93,18 @@ class KubeWorkspaceSpawner(WorkspaceSpawnerMixin, KubeSpawner):
         self.emit(10, started)
 
     def apply(self, plan: KubeWorkspacePlan) -> None:
+        """Set this start's traits: the plan's dicts and lists add to what the config set
+        (the chart's labels, `c.Spawner.environment`), its scalars replace it."""
+        configured = self.__dict__.setdefault("_configured", {})
         for trait, value in plan.spawner_traits().items():
-            setattr(self, trait, _literal(value) if trait in EXPANDED_TRAITS else value)
+            base = configured.setdefault(trait, copy.deepcopy(getattr(self, trait)))
+            if trait in EXPANDED_TRAITS:
+                value = _literal(value)  # the config's own `{username}` fields still expand
+            if isinstance(value, dict) and isinstance(base, dict):
+                value = {**base, **value}
+            elif isinstance(value, list) and base:
+                value = [*self._sorted_dict_values(base), *value]
+            setattr(self, trait, value)
         self._plan = plan
 
     def start(self) -> asyncio.Future[Any]:
@@ -151,7 +162,13 @@ async def render_pod(
         api_url="http://hub:8081/hub/api", base_url="/hub/", public_host="", url="http://hub:8081/hub/"
     )
     spawner = KubeWorkspaceSpawner(
-        _mock=True, user=user, hub=hub, name=server, storage=storage, settings=settings, check_quota=False
+        _mock=True,
+        user=user,
+        hub=hub,
+        orm_spawner=SimpleNamespace(name=server, server=None),
+        storage=storage,
+        settings=settings,
+        check_quota=False,
     )
     spawner.apply(spawner.plan(request))
     pod = await spawner.get_pod_manifest()

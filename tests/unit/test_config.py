@@ -30,6 +30,10 @@ def test_example_config_is_valid():
     pytorch = next(t for t in config.templates if t.slug == "pytorch")
     assert pytorch.projects == ("vision",)
     assert pytorch.max_gpus == 2
+    assert config.kubernetes.namespace == "lavahub"
+    assert config.kubernetes.gpu_tolerations[0]["key"] == "nvidia.com/gpu"
+    vgpu = next(t for t in config.templates if t.slug == "pytorch-vgpu")
+    assert (vgpu.gpu_resource, vgpu.gpu_memory) == ("volcano.sh/vgpu-number", 10240)
     # relative paths are relative to the config file, not the working directory
     assert config.data_dir == REPO / "lavahub-data"
 
@@ -74,6 +78,14 @@ def test_config_path_from_environment(monkeypatch, tmp_path):
         ({"templates": [{"slug": "x", "image": "a"}, {"slug": "x", "image": "b"}]}, "templates[1].slug: 'x' is used twice"),
         ({"storage": {"local": {"rooot": "/x"}}}, "storage.local.rooot: unknown key"),
         ({"storage": {"kubernetes": {"uid": "root"}}}, "storage.kubernetes.uid: must be a whole number"),
+        ({"storage": {"kubernetes": {"home_mount": "home"}}}, "storage.kubernetes.home_mount: 'home' is not valid"),
+        ({"storage": {"kubernetes": {"personal_claim": "Home Claim"}}}, "storage.kubernetes.personal_claim: 'Home Claim' is not valid"),
+        ({"templates": [{"slug": "x", "image": "a", "gpu_memory": 1024}]}, "templates[0].gpu_memory: applies to shared GPUs only"),
+        ({"kubernetes": {"namespace": "Lava Hub"}}, "kubernetes.namespace: 'Lava Hub' is not valid"),
+        ({"kubernetes": {"gpu_product_label": "not a label"}}, "kubernetes.gpu_product_label: 'not a label' is not valid"),
+        ({"kubernetes": {"gpu_tolerations": "all"}}, "kubernetes.gpu_tolerations: must be a list"),
+        ({"kubernetes": {"start_timeout": 0}}, "kubernetes.start_timeout: must be a whole number >= 1"),
+        ({"kubernetes": {"namespaces": "x"}}, "kubernetes.namespaces: unknown key"),
         ({"named_servers": -1}, "named_servers: must be a whole number >= 0"),
         (["not", "a", "mapping"], "config: must be a mapping"),
     ],
