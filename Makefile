@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMPS := .stamps
 CONFIG ?=
 
-.PHONY: install up test test-unit test-integration lint format bench clean
+.PHONY: install kube-apiserver up test test-unit test-integration lint format bench clean
 
 install: $(STAMPS)/python $(STAMPS)/node
 
@@ -24,10 +24,16 @@ $(STAMPS)/node: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# A real kube-apiserver (Debian's Kubernetes 1.20 source, built once per machine into
+# LAVAHUB_CACHE, default ~/.cache/lavahub) and Debian's etcd, for tests/kubernetes; it
+# returns at once when the binary is cached.
+kube-apiserver:
+	@tests/kubernetes/build-apiserver
+
 up: install
 	$(BIN)/lavahub up $(if $(CONFIG),--config $(CONFIG))
 
-test: install
+test: install kube-apiserver
 	@tests/run-pytest $(BIN)/pytest
 
 test-unit: install

@@ -108,5 +108,8 @@ else:
     c.KubeWorkspaceSpawner.database_url = platform.database_url
     c.KubeWorkspaceSpawner.storage = platform.kubernetes_storage
     c.KubeWorkspaceSpawner.settings = platform.kubernetes
-    c.JupyterHub.hub_ip = "0.0.0.0"
-    c.JupyterHub.hub_connect_ip = os.environ.get("LAVAHUB_HUB_SERVICE", "hub")
+    # Pods reach the hub at its Service (LAVAHUB_HUB_SERVICE); it listens there, or on
+    # loopback when that is where pods reach it (the tests' fake kubelet runs them here).
+    hub_service = os.environ.get("LAVAHUB_HUB_SERVICE", "hub")
+    c.JupyterHub.hub_connect_ip = hub_service
+    c.JupyterHub.hub_ip = "127.0.0.1" if hub_service in ("127.0.0.1", "localhost") else "0.0.0.0"

@@ -114,11 +114,6 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if config.backend != "local":
-        raise PublicError(
-            f"the {config.backend} backend cannot be started with `lavahub up` yet",
-            hint="use backend: local; Kubernetes deployments come with the Helm chart",
-        )
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     credentials, created = ensure_credentials(config)
     proxy = proxy_command()

@@ -272,6 +272,8 @@ class RayBackend(Backend):
                 entrypoint=entrypoint,
                 submission_id=SUBMISSION_PREFIX + job.id,
                 entrypoint_num_cpus=0,
+                # the launcher and every process it starts carry the job's id from exec on
+                runtime_env={"env_vars": {"LAVAHUB_JOB_ID": job.id}},
                 metadata={"lavahub_user": job.user, "lavahub_project": job.project, "lavahub_name": job.name},
             )
         except RuntimeError as e:
