@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMPS := .stamps
 CONFIG ?=
 
-.PHONY: install kube-apiserver up test test-unit test-integration lint format bench clean
+.PHONY: install kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
 
 install: $(STAMPS)/python $(STAMPS)/node
 
@@ -42,6 +42,9 @@ test-unit: install
 test-integration: install
 	@tests/run-pytest $(BIN)/pytest tests/integration
 
+test-kubernetes: install kube-apiserver
+	@tests/run-pytest $(BIN)/pytest tests/kubernetes
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,7 +53,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+bench: install kube-apiserver
 	$(BIN)/python benchmarks/spawn.py && $(BIN)/python benchmarks/jobs.py && $(BIN)/python benchmarks/kube_spawn.py
 
 clean:
