@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from spawner.catalogue import export_templates, plan_import
 from spawner.config import PlatformConfig, load_config
 from spawner.errors import PublicError
 from spawner.gpus import GpuAllocator, inventory
@@ -85,6 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(down)
     down.set_defaults(run=cmd_down)
+
+    templates = sub.add_parser(
+        "templates",
+        help="list, export and import the image templates",
+        description="The template catalogue in lavahub's database (what the spawn form offers). "
+        "Export writes YAML in the shape of the config's `templates`; import reads it back, "
+        "checks every entry before writing any, and adds a version only where something changed.",
+    )
+    template_actions = templates.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = template_actions.add_parser("list", help="every template, with its version")
+    listing.set_defaults(run=cmd_templates_list)
+    export = template_actions.add_parser("export", help="print the catalogue as YAML")
+    export.set_defaults(run=cmd_templates_export)
+    load = template_actions.add_parser("import", help="add or change templates from a YAML file")
+    load.add_argument("file", help="the YAML file, or - for standard input")
+    load.add_argument("--dry-run", action="store_true", help="check and say what would change; write nothing")
+    load.add_argument(
+        "--author", default=os.environ.get("USER") or "cli", help="recorded in each new version"
+    )
+    load.set_defaults(run=cmd_templates_import)
+    for action in (listing, export, load):
+        _config_arg(action)
 
     jobs = sub.add_parser("jobs", help="list, follow and cancel your distributed jobs")
     actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
@@ -288,6 +311,54 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     client = jobs_client(args)
     job = _jobs_call(lambda: client.cancel_job(args.id))
     print(f"job {job.id} {job.state}{f' ({job.reason})' if job.reason else ''}")
+    return 0
+
+
+def template_store_of(config: PlatformConfig) -> TemplateStore:
+    """The platform's store, seeded from the config as the hub seeds it at start."""
+    store = TemplateStore(config.database_url)
+    store.seed(config.templates)
+    return store
+
+
+def cmd_templates_list(args: argparse.Namespace) -> int:
+    templates = template_store_of(load_config(args.config)).list()
+    rows = [("SLUG", "VERSION", "ENABLED", "PROJECTS", "IMAGE")] + [
+        (t.slug, str(t.version), "yes" if t.enabled else "no", ",".join(t.projects) or "all", t.image)
+        for t in templates
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    return 0
+
+
+def cmd_templates_export(args: argparse.Namespace) -> int:
+    templates = template_store_of(load_config(args.config)).list()
+    yaml.safe_dump(export_templates(templates), sys.stdout, sort_keys=False)
+    return 0
+
+
+def cmd_templates_import(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    source = "standard input" if args.file == "-" else args.file
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        raw = yaml.safe_load(text)
+    except OSError as e:
+        raise PublicError(f"cannot read {source}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise PublicError(f"{source} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+    store = template_store_of(config)
+    plan = plan_import(raw, store.list(), set(config.projects))
+    if plan.errors:
+        for error in plan.errors:
+            print(f"lavahub: error: {source}: {error}", file=sys.stderr)
+        print(f"lavahub: nothing imported ({len(plan.errors)} errors)", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        store.put_many(plan.writes, author=args.author)
+    print(plan.summary(dry_run=args.dry_run))
     return 0
 
 

@@ -97,6 +97,11 @@ class TemplateStore:
             stored = self._write(session, row, template, author)
         return stored
 
+    def put_many(self, templates: Iterable[Template], author: str) -> list[Template]:
+        """Create or change several templates in one transaction: all of them, or none."""
+        with Session(self.engine) as session, session.begin():
+            return [self._write(session, session.get(TemplateRow, t.slug), t, author) for t in templates]
+
     def seed(self, templates: Iterable[Template]) -> SeedReport:
         """Add the config's templates; update one only while its last change came from the config."""
         report = SeedReport()
