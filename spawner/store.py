@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, cre
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from .errors import PublicError
 from .templates import Template, template_from_dict
 
 log = logging.getLogger(__name__)
@@ -132,15 +133,37 @@ class TemplateStore:
                 .where(TemplateVersionRow.slug == slug)
                 .order_by(TemplateVersionRow.version)
             ).all()
-            return [
-                {
+            history, previous = [], {}
+            for r in rows:
+                history.append({
                     "version": r.version,
                     "author": r.author,
                     "created": r.created_at.isoformat(),
                     "spec": r.spec,
-                }
-                for r in rows
-            ]
+                    "changes": spec_diff(previous, r.spec),
+                })  # fmt: skip
+                previous = r.spec
+            return history
+
+    def rollback(self, slug: str, version: int, author: str) -> Template:
+        """Make an earlier version current again, as a new version (history only grows)."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(TemplateRow, slug)
+            if row is None:
+                raise PublicError(f"No template named {slug!r}.", field="slug")
+            old = session.scalars(
+                select(TemplateVersionRow).where(
+                    TemplateVersionRow.slug == slug, TemplateVersionRow.version == version
+                )
+            ).first()
+            if old is None:
+                raise PublicError(
+                    f"Template {slug!r} has no version {version}.",
+                    hint=f"its versions are 1 to {row.version}",
+                    field="version",
+                )
+            template = template_from_dict(old.spec, f"template {slug!r} version {version}")
+            return self._write(session, row, template, author)
 
     @staticmethod
     def _write(session: Session, row: TemplateRow | None, template: Template, author: str) -> Template:
@@ -157,6 +180,15 @@ class TemplateStore:
             TemplateVersionRow(slug=template.slug, version=version, spec=spec, author=author, created_at=now)
         )
         return template.with_version(version)
+
+
+def spec_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Field by field, what a version changed: `{field: {"from": old, "to": new}}`."""
+    return {
+        key: {"from": before.get(key), "to": after.get(key)}
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }
 
 
 def _template(row: TemplateRow) -> Template:

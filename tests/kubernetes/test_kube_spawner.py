@@ -135,8 +135,11 @@ async def spawners(gpu_node: str, store: TemplateStore) -> AsyncIterator[Spawner
 
 
 async def pod_of(admin_api: ApiClient, spawner: Any) -> dict[str, Any]:
+    """The pod as the API server stored it, checked against current Kubernetes schemas too."""
     pod = await CoreV1Api(admin_api).read_namespaced_pod(spawner.pod_name, spawner.namespace)
-    return admin_api.sanitize_for_serialization(pod)
+    manifest = admin_api.sanitize_for_serialization(pod)
+    kubernetes_validate.validate(manifest, kubernetes_validate.latest_version(), strict=False)
+    return manifest
 
 
 async def test_a_gpu_workspace_starts_through_the_hubs_own_rbac(spawners, admin_api):
@@ -145,7 +148,6 @@ async def test_a_gpu_workspace_starts_through_the_hubs_own_rbac(spawners, admin_
     url = await asyncio.wait_for(spawner.start(), 60)
     assert url == "http://127.0.0.1:8888"
     pod = await pod_of(admin_api, spawner)
-    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=False)
 
     (notebook,) = pod["spec"]["containers"]
     assert {m["mountPath"]: (m["subPath"], m.get("readOnly", False)) for m in notebook["volumeMounts"]} == {

@@ -55,3 +55,38 @@ def test_store_survives_reopening(tmp_path, templates):
     url = f"sqlite:///{tmp_path / 'lavahub.sqlite'}"
     TemplateStore(url).seed(templates)
     assert len(TemplateStore(url).list()) == 3
+
+
+def test_history_says_field_by_field_what_each_version_changed(store, templates):
+    store.seed(templates[:1])
+    store.put(replace(templates[0], max_cpus=3, description="more CPUs"), author="dana")
+    first, second = store.history("python")
+    assert first["changes"]["slug"] == {"from": None, "to": "python"}, "the first version adds every field"
+    assert second["changes"] == {
+        "description": {"from": "", "to": "more CPUs"},
+        "max_cpus": {"from": 4.0, "to": 3.0},
+    }
+
+
+def test_rollback_restores_an_old_version_as_a_new_one(store, templates):
+    store.seed(templates[:1])
+    store.put(replace(templates[0], image="python:3.12"), author="dana")
+    restored = store.rollback("python", 1, author="erin")
+    assert (restored.version, restored.image) == (3, templates[0].image)
+    assert store.get("python").image == templates[0].image
+    last = store.history("python")[-1]
+    assert last["author"] == "erin" and last["changes"] == {
+        "image": {"from": "python:3.12", "to": templates[0].image}
+    }
+
+
+@pytest.mark.parametrize(
+    ("slug", "version", "message"), [("python", 9, "has no version 9"), ("nope", 1, "No template")]
+)
+def test_rollback_to_nothing_is_refused(store, templates, slug, version, message):
+    from spawner.errors import PublicError
+
+    store.seed(templates[:1])
+    with pytest.raises(PublicError, match=message):
+        store.rollback(slug, version, author="erin")
+    assert store.get("python").version == 1
