@@ -112,8 +112,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "lavahub.example.yaml"
 def test_render_kubernetes_prints_a_valid_pod_with_mounts_init_gpus_and_labels(tmp_path):
     import kubernetes_validate
 
+    config = tmp_path / "lavahub.yaml"  # the example, with a data dir (and template store) of its own
+    config.write_text(
+        yaml.safe_dump({**yaml.safe_load(EXAMPLE.read_text()), "data_dir": str(tmp_path / "d")})
+    )
     result = lavahub(
-        "render-workspace", "--config", str(EXAMPLE), "--backend", "kubernetes", "--user", "alice",
+        "render-workspace", "--config", str(config), "--backend", "kubernetes", "--user", "alice",
         "--project", "vision", "--template", "pytorch", "--gpus", "2", "--gpu-type", "NVIDIA-A100-SXM4-80GB",
         env={"KUBECONFIG": str(tmp_path / "none")},
     )  # fmt: skip
@@ -143,7 +147,7 @@ def test_render_kubernetes_refuses_more_gpus_than_the_quota_in_one_line(tmp_path
         "templates: [{slug: big, image: python:3.11, gpus: 1, max_gpus: 8}]\n"
     )
     result = lavahub("render-workspace", "--config", str(config), "--backend", "kubernetes",
-                     "--user", "alice", "--gpus", "3")  # fmt: skip
+                     "--user", "alice", "--gpus", "3", tmp_path=tmp_path)  # fmt: skip
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == (
         "lavahub: error: Project 'vision' has a quota of 2 GPUs; 0 are in use and this workspace asks for 3."
