@@ -64,34 +64,59 @@ c.Spawner.http_timeout = 60
 template_store(platform.database_url).seed(platform.templates)
 
 # --- Services ------------------------------------------------------------------
-# `jobs` runs notebook cells as distributed jobs; it listens on loopback and the
-# proxy serves it at /services/jobs/. (`jobs.enabled: false` leaves it out.)
-c.JupyterHub.services = []
+# Both listen on loopback; the proxy serves them at /services/<name>/.
+passed_on = ("LAVAHUB_CONFIG", "HOME", "XDG_DATA_HOME", "RAY_AUTH_TOKEN", "LAVAHUB_PROXY_COMMAND")
+service_env = {key: os.environ[key] for key in passed_on if os.environ.get(key)}
+
+# `templates`: the image-template catalogue (Services menu). Anyone lists the templates of
+# their projects; hub admins and holders of custom:templates:admin change them.
+c.JupyterHub.services = [
+    {
+        "name": "templates",
+        "url": f"http://127.0.0.1:{platform.templates_service.port}",
+        "command": [sys.executable, "-m", "services.templates"],
+        "cwd": str(platform.data_dir),
+        "environment": service_env,
+        "display": True,
+    }
+]
+c.JupyterHub.custom_scopes = {
+    "custom:templates:admin": {"description": "Add, change, roll back and delete lavahub's image templates."}
+}
+user_scopes = ["self", "access:services!service=templates"]
+c.JupyterHub.load_roles = [
+    # the service reads projects (groups) and running workspaces' templates (usage counts)
+    {"name": "lavahub-templates", "scopes": ["list:groups", "list:users", "read:servers"],
+     "services": ["templates"]},
+    {"name": "lavahub-template-admins", "scopes": ["custom:templates:admin"],
+     "users": list(platform.templates_service.admins),
+     "groups": list(platform.templates_service.admin_groups)},
+]  # fmt: skip
+
+# `jobs` runs notebook cells as distributed jobs. (`jobs.enabled: false` leaves it out.)
 if platform.jobs.enabled:
     jobs_url = f"http://127.0.0.1:{platform.jobs.port}"
-    passed_on = ("LAVAHUB_CONFIG", "HOME", "XDG_DATA_HOME", "RAY_AUTH_TOKEN", "LAVAHUB_PROXY_COMMAND")
     c.JupyterHub.services.append(
         {
             "name": "jobs",
             "url": jobs_url,
             "command": [sys.executable, "-m", "services.jobs"],
             "cwd": str(platform.data_dir),
-            "environment": {key: os.environ[key] for key in passed_on if os.environ.get(key)},
+            "environment": service_env,
             "display": False,
         }
     )
     # Every user may call the jobs service, and a workspace's own token may too, so the
     # %%job magic and the lab extension use the JUPYTERHUB_API_TOKEN they already have.
-    c.JupyterHub.load_roles = [
-        {"name": "user", "scopes": ["self", "access:services!service=jobs"]},
-        {"name": "lavahub-jobs", "scopes": ["read:groups"], "services": ["jobs"]},
-    ]
+    user_scopes.append("access:services!service=jobs")
+    c.JupyterHub.load_roles.append({"name": "lavahub-jobs", "scopes": ["read:groups"], "services": ["jobs"]})
     c.Spawner.server_token_scopes = [
         "access:servers!server",
         "users:activity!user",
         "access:services!service=jobs",
     ]
     c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{jobs_url}/services/jobs/"}
+c.JupyterHub.load_roles.append({"name": "user", "scopes": user_scopes})
 
 if platform.backend == "local":
     from spawner.local import LocalSpawner

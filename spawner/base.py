@@ -68,7 +68,7 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
     def resolve_request(self) -> WorkspaceRequest:
         """Validate user_options; a refusal becomes a 400 whose message the user sees."""
         try:
-            return resolve_options(
+            request = resolve_options(
                 self.user_options,
                 user=self.user.name,
                 admin=bool(self.user.admin),
@@ -77,6 +77,9 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
             )
         except PublicError as e:
             raise refusal(e) from None
+        # what was started, defaults filled in: the hub's server model shows it (template usage)
+        self.user_options = request.to_options()
+        return request
 
     @default("options_form")
     def _lavahub_options_form(self) -> Any:

@@ -28,7 +28,7 @@ BACKENDS = ("local", "kubernetes")
 TOP_KEYS = (
     "backend", "data_dir", "bind", "port", "hub_port", "proxy_api_port", "admins", "auth",
     "projects", "templates", "storage", "database_url", "hub_database_url", "named_servers", "jobs",
-    "kubernetes",
+    "kubernetes", "templates_service",
 )  # fmt: skip
 KUBERNETES_KEYS = (
     "namespace", "gpu_product_label", "gpu_node_label", "node_pool_label", "cpu_workspaces_off_gpu_nodes",
@@ -98,6 +98,15 @@ class KubernetesConfig:
 
 
 @dataclass(frozen=True)
+class TemplatesServiceConfig:
+    """The `templates` service: its port, and who besides hub admins may change templates."""
+
+    port: int = 8083
+    admins: tuple[str, ...] = ()  # users granted custom:templates:admin
+    admin_groups: tuple[str, ...] = ()  # groups granted custom:templates:admin
+
+
+@dataclass(frozen=True)
 class JobsConfig:
     """The `jobs` service: its port, the limits on a job, and the Ray cluster it uses."""
 
@@ -134,6 +143,7 @@ class PlatformConfig:
     named_servers: int
     jobs: JobsConfig = field(default_factory=JobsConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    templates_service: TemplatesServiceConfig = field(default_factory=TemplatesServiceConfig)
     source: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -276,6 +286,12 @@ def parse_config(raw: Any, *, source: Path | None = None) -> PlatformConfig:
         raise ConfigError("jobs.port: must differ from port, hub_port and proxy_api_port", field="jobs.port")
 
     kubernetes = _kubernetes(raw.get("kubernetes"))
+    templates_service = _templates_service(raw.get("templates_service"))
+    if templates_service.port in (port, hub_port, proxy_api_port, jobs.port):
+        raise ConfigError(
+            "templates_service.port: must differ from port, hub_port, proxy_api_port and jobs.port",
+            field="templates_service.port",
+        )
 
     return PlatformConfig(
         backend=backend, data_dir=data_dir, bind=bind, port=port, hub_port=hub_port,
@@ -283,7 +299,7 @@ def parse_config(raw: Any, *, source: Path | None = None) -> PlatformConfig:
         user_password=user_password, projects=projects, templates=templates,
         local_root=local_root, kubernetes_storage=kubernetes_storage, database_url=database_url,
         hub_database_url=hub_database_url, named_servers=named_servers, jobs=jobs, kubernetes=kubernetes,
-        source=source,
+        templates_service=templates_service, source=source,
     )  # fmt: skip
 
 
@@ -329,6 +345,20 @@ def _jobs(value: Any) -> JobsConfig:
             "jobs.default_timeout: must not exceed jobs.max_timeout", field="jobs.default_timeout"
         )
     return config
+
+
+def _templates_service(value: Any) -> TemplatesServiceConfig:
+    raw = checks.mapping(value, "templates_service")
+    checks.no_unknown_keys(raw, ("port", "admins", "admin_groups"), "templates_service")
+    return TemplatesServiceConfig(
+        port=_port(raw.get("port", TemplatesServiceConfig.port), "templates_service.port"),
+        admins=tuple(checks.string_list(
+            raw.get("admins"), "templates_service.admins", pattern=USER_PATTERN, rule=USER_RULE
+        )),
+        admin_groups=tuple(checks.string_list(
+            raw.get("admin_groups"), "templates_service.admin_groups", pattern=SLUG_PATTERN, rule=SLUG_RULE
+        )),
+    )  # fmt: skip
 
 
 def _kubernetes(value: Any) -> KubernetesConfig:

@@ -145,6 +145,17 @@ class TemplateStore:
                 previous = r.spec
             return history
 
+    def delete(self, slug: str) -> bool:
+        """Remove a template and its history; False if there was none."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(TemplateRow, slug)
+            if row is None:
+                return False
+            for old in session.scalars(select(TemplateVersionRow).where(TemplateVersionRow.slug == slug)):
+                session.delete(old)
+            session.delete(row)
+            return True
+
     def rollback(self, slug: str, version: int, author: str) -> Template:
         """Make an earlier version current again, as a new version (history only grows)."""
         with Session(self.engine) as session, session.begin():

@@ -94,6 +94,11 @@ class HubClient:
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.session.request(method, f"{self.url}/hub/api/{path.lstrip('/')}", timeout=30, **kwargs)
 
+    def templates(self, method: str, path: str = "", **kwargs: Any) -> requests.Response:
+        """The templates service's API through the proxy, with this user's token."""
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, f"{self.url}/services/templates/api/templates{path}", **kwargs)
+
     def jobs(self, method: str, path: str = "", **kwargs: Any) -> requests.Response:
         """The jobs service's API through the proxy, with this user's token."""
         kwargs.setdefault("timeout", 30)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.services.auth import HubAuth, HubAuthenticated, UserNotAllowed
+from jupyterhub.services.auth import HubAuth
 from tornado import httpclient, iostream, web
 
 from spawner.config import PlatformConfig
@@ -24,6 +24,7 @@ from spawner.projects import Project, project_from_group
 from spawner.store import TemplateStore
 from spawner.volumes import local_volume_plan
 
+from ..api import ApiError, JsonApiHandler, NotFoundHandler
 from .backends.base import Backend
 from .explain import explain
 from .jobdir import write_job_files
@@ -35,12 +36,6 @@ from .store import JobStore
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(PublicError):
-    def __init__(self, status: int, message: str, *, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.status = status
 
 
 class Context:
@@ -78,67 +73,17 @@ class Context:
             return None
 
 
-class APIHandler(HubAuthenticated, web.RequestHandler):
+class APIHandler(JsonApiHandler):
+    service = "jobs"
     caller: Caller
 
     @property
     def ctx(self) -> Context:
         return self.settings["ctx"]
 
-    @property
-    def hub_auth(self) -> HubAuth:
-        return self.ctx.hub_auth
-
-    def check_xsrf_cookie(self) -> None:
-        """Token authentication only: nothing here acts on a browser cookie."""
-
     async def prepare(self) -> None:
-        token = self.hub_auth.get_token(self, in_cookie=False)
-        model = await self.hub_auth.user_for_token(token, sync=False) if token else None
-        if not model or model.get("kind", "user") != "user":
-            raise ApiError(
-                401,
-                "Authentication required.",
-                hint="send 'Authorization: token <your JUPYTERHUB_API_TOKEN>'",
-            )
-        try:
-            self.check_hub_user(model)
-        except UserNotAllowed:
-            raise ApiError(
-                403,
-                f"{model['name']} may not use the jobs service.",
-                hint="the token needs the scope access:services!service=jobs",
-            ) from None
-        self.user_model = model
-        self.caller = Caller(name=model["name"], admin=bool(model.get("admin")))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, PublicError):
-            log.info("%s %s refused: %s", self.request.method, self.request.path, value)
-        else:
-            super().log_exception(typ, value, tb)
-
-    def write_json(self, body: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(error, ApiError):
-            status, body = error.status, error.to_json()
-        elif isinstance(error, PublicError):
-            status, body = 400, error.to_json()
-        elif isinstance(error, web.HTTPError) and status_code < 500:
-            status, body = status_code, {"error": error.log_message or self._reason}
-        else:
-            status, body = (
-                500,
-                {"error": "Internal error in the jobs service.", "hint": "the service log has details"},
-            )
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+        await super().prepare()
+        self.caller = Caller(name=self.user_model["name"], admin=bool(self.user_model.get("admin")))
 
     def visible_job(self, job_id: str) -> Job:
         """The job, if the caller may see it; otherwise 404 (others' jobs do not exist for them)."""
@@ -319,15 +264,6 @@ class OpenAPIHandler(web.RequestHandler):
         self.finish(json.dumps(openapi(self.settings["prefix"])))
 
 
-class NotFoundHandler(APIHandler):
-    async def prepare(self) -> None:
-        raise ApiError(
-            404,
-            f"No such endpoint: {self.request.method} {self.request.path}",
-            hint="GET api/openapi.json describes this API",
-        )
-
-
 def make_app(ctx: Context, prefix: str) -> web.Application:
     api = prefix.rstrip("/") + "/api"
     job = r"/jobs/([0-9a-f]{16})"
@@ -343,6 +279,8 @@ def make_app(ctx: Context, prefix: str) -> web.Application:
             (prefix.rstrip("/") + r"/.*", NotFoundHandler),
         ],
         ctx=ctx,
+        hub_auth=ctx.hub_auth,
         prefix=prefix,
+        openapi=True,
         default_handler_class=NotFoundHandler,
     )

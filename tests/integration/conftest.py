@@ -118,7 +118,14 @@ def start_platform(
     jobs = {**platform.get("jobs", {}), "port": previous.get("jobs", {}).get("port") or free_port()}
     if ray is not None:
         jobs["ray"] = {"address": ray.address}
-    config = {**platform, "data_dir": str(directory / "data"), **ports, "jobs": jobs}
+    templates_service = {
+        **platform.get("templates_service", {}),
+        "port": previous.get("templates_service", {}).get("port") or free_port(),
+    }
+    config = {
+        **platform, "data_dir": str(directory / "data"), **ports, "jobs": jobs,
+        "templates_service": templates_service,
+    }  # fmt: skip
     config_file.write_text(yaml.safe_dump(config))
     log_file = directory / "hub.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "LAVAHUB_", "RAY_"))}

@@ -1,0 +1,104 @@
+"""What every lavahub hub service's JSON API shares: hub token auth and JSON errors.
+
+A request carries a hub token (`Authorization: token ...`); the hub says whose it
+is and whether it may reach this service. Every error is `{"error", "hint"}` with
+its status; nothing else (no traceback) reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jupyterhub.services.auth import HubAuth, HubAuthenticated, UserNotAllowed
+from tornado import web
+
+from spawner.errors import PublicError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(PublicError):
+    def __init__(self, status: int, message: str, *, hint: str | None = None, field: str | None = None):
+        super().__init__(message, hint=hint, field=field)
+        self.status = status
+
+
+class JsonApiHandler(HubAuthenticated, web.RequestHandler):
+    """Token-authenticated JSON handler; subclasses name their service in `service`."""
+
+    service = "lavahub"
+    user_model: dict[str, Any]
+
+    @property
+    def hub_auth(self) -> HubAuth:
+        return self.settings["hub_auth"]
+
+    def check_xsrf_cookie(self) -> None:
+        """Token authentication only: nothing here acts on a browser cookie."""
+
+    async def prepare(self) -> None:
+        token = self.hub_auth.get_token(self, in_cookie=False)
+        model = await self.hub_auth.user_for_token(token, sync=False) if token else None
+        if not model or model.get("kind", "user") != "user":
+            raise ApiError(
+                401,
+                "Authentication required.",
+                hint="send 'Authorization: token <your JUPYTERHUB_API_TOKEN>'",
+            )
+        try:
+            self.check_hub_user(model)
+        except UserNotAllowed:
+            raise ApiError(
+                403,
+                f"{model['name']} may not use the {self.service} service.",
+                hint=f"the token needs the scope access:services!service={self.service}",
+            ) from None
+        self.user_model = model
+
+    def body_json(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise ApiError(400, "The request body is not JSON.") from None
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, PublicError):
+            log.info("%s %s refused: %s", self.request.method, self.request.path, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            status, body = error.status, error.to_json()
+        elif isinstance(error, PublicError):
+            status, body = 400, error.to_json()
+        elif isinstance(error, web.HTTPError) and status_code < 500:
+            status, body = status_code, {"error": error.log_message or self._reason}
+        else:
+            status, body = (
+                500,
+                {
+                    "error": f"Internal error in the {self.service} service.",
+                    "hint": "the service log has details",
+                },
+            )
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+class NotFoundHandler(JsonApiHandler):
+    async def prepare(self) -> None:
+        raise ApiError(
+            404,
+            f"No such endpoint: {self.request.method} {self.request.path}",
+            hint="GET api/openapi.json describes this API" if self.settings.get("openapi") else None,
+        )

@@ -1,0 +1,1 @@
+"""The `templates` hub service: the admin-managed image-template catalogue."""

@@ -1,0 +1,49 @@
+"""`python -m services.templates`: the templates service, started and kept running by the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubAuth
+
+from spawner.base import template_store
+from spawner.config import load_config
+from spawner.errors import PublicError
+
+from .app import Context, make_app
+
+
+async def serve() -> None:
+    config = load_config()
+    hub_auth = HubAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
+    ctx = Context(template_store(config.database_url), hub_auth)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/templates/")
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    make_app(ctx, prefix).listen(url.port, address=url.hostname or "127.0.0.1", xheaders=True)
+    logging.getLogger(__name__).info("templates service listening on %s%s", url.geturl().rstrip("/"), prefix)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s templates %(name)s] %(message)s"
+    )
+    try:
+        asyncio.run(serve())
+    except PublicError as e:
+        print(f"lavahub templates: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

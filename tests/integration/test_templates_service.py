@@ -1,0 +1,121 @@
+"""The `templates` service in a real hub: who may do what, validation, versions, live pickup."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.integration.conftest import PLATFORM, start_platform
+
+pytestmark = pytest.mark.integration
+
+# bob holds custom:templates:admin through the config; alice is a plain user
+CATALOGUE_PLATFORM = {**PLATFORM, "templates_service": {"admins": ["bob"]}}
+NEW = {"slug": "r-lang", "display_name": "R", "image": "quay.io/jupyter/r-notebook:2025-01-06",
+       "max_cpus": 2, "projects": ["default"]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    running = start_platform(tmp_path_factory.mktemp("templates"), CATALOGUE_PLATFORM)
+    deadline = time.monotonic() + 60  # the hub starts its services after it answers
+    while time.monotonic() < deadline:
+        if running.client("admin").templates("GET").status_code == 200:
+            break
+        time.sleep(0.5)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def clients(platform):
+    return {name: platform.client(name) for name in ("alice", "bob", "admin")}
+
+
+WRITES = [
+    ("POST", "", NEW),
+    ("PUT", "/python", {"slug": "python", "image": "python:3.12"}),
+    ("PATCH", "/python", {"max_cpus": 3}),
+    ("DELETE", "/pytorch", None),
+    ("POST", "/python/rollback", {"version": 1}),
+    ("GET", "/python/history", None),
+]
+
+
+def test_anonymous_gets_401_everywhere(platform):
+    for method, path, body in [("GET", "", None), *WRITES]:
+        response = requests.request(
+            method, f"{platform.url}/services/templates/api/templates{path}", json=body, timeout=10
+        )
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json()["error"] == "Authentication required."
+
+
+@pytest.mark.parametrize(("method", "path", "body"), WRITES)
+def test_a_plain_user_gets_403_from_every_write(clients, method, path, body):
+    response = clients["alice"].templates(method, path, json=body)
+    assert response.status_code == 403, response.text
+    assert response.json() == {
+        "error": "Only admins change templates.",
+        "hint": "ask an admin, or for the scope custom:templates:admin",
+    }
+
+
+def test_users_list_their_projects_templates_and_admins_all_with_usage(clients):
+    bob = [t["slug"] for t in clients["bob"].templates("GET").json()["templates"]]
+    assert bob == ["python", "pytorch", "retired"], "the scope holder sees disabled ones too"
+    alice = clients["alice"].templates("GET").json()
+    assert [t["slug"] for t in alice["templates"]] == ["python", "pytorch"] and "usage" not in alice
+    assert clients["alice"].templates("GET", "/retired").status_code == 404
+    admin = clients["admin"].templates("GET").json()
+    assert admin["usage"] == {"pytorch": 0, "python": 0, "retired": 0}
+
+
+def test_create_validate_patch_history_and_rollback(clients, platform):
+    bob, alice = clients["bob"], clients["alice"]
+    bad = bob.templates("POST", json={**NEW, "max_gpus": "two"})
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "max_gpus" and "must be a whole number" in bad.json()["error"]
+    assert bob.templates("POST", json={**NEW, "projects": ["nope"]}).json()["field"] == "projects[0]"
+
+    created = bob.templates("POST", json=NEW)
+    assert created.status_code == 201 and created.json()["version"] == 1
+    assert bob.templates("POST", json=NEW).status_code == 409
+    # a user of the project sees it at once, in the API and in the spawn form
+    assert "r-lang" in [t["slug"] for t in alice.templates("GET").json()["templates"]]
+    assert 'value="r-lang"' in alice.page("hub/spawn").text
+
+    patched = bob.templates("PATCH", "/r-lang", json={"max_cpus": 1.5, "description": "R 4"})
+    assert patched.status_code == 200 and patched.json()["version"] == 2
+    assert bob.templates("PATCH", "/r-lang", json={"slug": "other"}).json()["field"] == "slug"
+    history = bob.templates("GET", "/r-lang/history").json()["versions"]
+    assert [(v["version"], v["author"]) for v in history] == [(1, "bob"), (2, "bob")]
+    assert history[1]["changes"] == {
+        "description": {"from": "", "to": "R 4"}, "max_cpus": {"from": 2.0, "to": 1.5},
+    }  # fmt: skip
+    restored = bob.templates("POST", "/r-lang/rollback", json={"version": 1})
+    assert restored.json()["version"] == 3 and restored.json()["max_cpus"] == 2.0
+    missing = bob.templates("POST", "/r-lang/rollback", json={"version": 9})
+    assert missing.status_code == 404 and "has no version 9" in missing.json()["error"]
+
+    assert bob.templates("DELETE", "/r-lang").status_code == 204
+    assert bob.templates("GET", "/r-lang").status_code == 404
+
+
+def test_deleting_a_template_in_use_disables_it(clients):
+    alice, admin = clients["alice"], clients["admin"]
+    assert alice.spawn("", {"project": "default", "template": "python"}).status_code in (201, 202)
+    alice.wait_ready()
+    try:
+        assert admin.templates("GET").json()["usage"]["python"] == 1
+        answer = admin.templates("DELETE", "/python")
+        assert answer.status_code == 200 and answer.json()["deleted"] is False
+        assert "used by 1 running workspace" in answer.json()["message"]
+        assert answer.json()["enabled"] is False
+        refused = alice.spawn("again", {"project": "default", "template": "python"})
+        assert refused.status_code == 400 and "disabled" in refused.json()["message"]
+    finally:
+        alice.stop()
+        admin.templates("PATCH", "/python", json={"enabled": True})
