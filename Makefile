@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMPS := .stamps
 CONFIG ?=
 
-.PHONY: install kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
+.PHONY: install chromium kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
 
 install: $(STAMPS)/python $(STAMPS)/node
 
@@ -24,6 +24,10 @@ $(STAMPS)/node: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser of its own).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 # A real kube-apiserver (Debian's Kubernetes 1.20 source, built once per machine into
 # LAVAHUB_CACHE, default ~/.cache/lavahub) and Debian's etcd, for tests/kubernetes; it
 # returns at once when the binary is cached.
@@ -33,7 +37,7 @@ kube-apiserver:
 up: install
 	$(BIN)/lavahub up $(if $(CONFIG),--config $(CONFIG))
 
-test: install kube-apiserver
+test: install kube-apiserver chromium
 	@tests/run-pytest $(BIN)/pytest
 
 test-unit: install

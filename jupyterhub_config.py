@@ -78,6 +78,7 @@ c.JupyterHub.services = [
         "cwd": str(platform.data_dir),
         "environment": service_env,
         "display": True,
+        "oauth_no_confirm": True,  # lavahub's own page: no "authorize this service?" step
     }
 ]
 c.JupyterHub.custom_scopes = {

@@ -9,7 +9,7 @@ import signal
 import sys
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubAuth
+from jupyterhub.services.auth import HubOAuth
 
 from spawner.base import template_store
 from spawner.config import load_config
@@ -20,11 +20,15 @@ from .app import Context, make_app
 
 async def serve() -> None:
     config = load_config()
-    hub_auth = HubAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
+    # tokens for the API, the hub's OAuth (a cookie) for the pages; the one instance that
+    # JupyterHub's own OAuth callback handler also uses (it keeps the OAuth state)
+    hub_auth = HubOAuth.instance(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
     ctx = Context(template_store(config.database_url), hub_auth)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/templates/")
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    make_app(ctx, prefix).listen(url.port, address=url.hostname or "127.0.0.1", xheaders=True)
+    make_app(ctx, prefix, cookie_secret=os.urandom(32)).listen(
+        url.port, address=url.hostname or "127.0.0.1", xheaders=True
+    )
     logging.getLogger(__name__).info("templates service listening on %s%s", url.geturl().rstrip("/"), prefix)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

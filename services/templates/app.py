@@ -25,7 +25,7 @@ SLUG = r"/templates/([a-z0-9][a-z0-9-]{0,62})"
 
 
 class Context:
-    def __init__(self, store: TemplateStore, hub_auth: HubAuth):
+    def __init__(self, store: TemplateStore, hub_auth: HubAuth):  # a HubOAuth, for the pages
         self.store = store
         self.hub_auth = hub_auth
 
@@ -90,7 +90,7 @@ class Handler(JsonApiHandler):
         try:
             return template_from_dict(data, path, known_projects=await self.ctx.projects())
         except PublicError as e:
-            raise ApiError(400, e.message, hint=e.hint, field=_field(e.message)) from None
+            raise ApiError(400, e.message, hint=e.hint, field=error_field(e.message)) from None
 
     @property
     def author(self) -> str:
@@ -183,26 +183,32 @@ class RollbackHandler(Handler):
         self.write_json(shown(restored))
 
 
-class RootHandler(web.RequestHandler):
-    """The service's own URL: what it is and where its API lives (the hub checks it answers)."""
+class ApiRootHandler(web.RequestHandler):
+    """What this API is; the service's own URL is the admin page."""
 
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         api = self.settings["prefix"].rstrip("/") + "/api/"
-        self.finish(json.dumps({"service": "lavahub templates", "api": api}))
+        self.finish(json.dumps({"service": "lavahub templates", "api": api, "page": self.settings["prefix"]}))
 
 
-def _field(message: str) -> str | None:
+def error_field(message: str) -> str | None:
     """`template.max_gpus: ...` -> `max_gpus` (the error's own field path)."""
     head = message.split(":", 1)[0]
     return head.split(".", 1)[1] if head.startswith("template.") else None
 
 
-def make_app(ctx: Context, prefix: str) -> web.Application:
+def make_app(ctx: Context, prefix: str, cookie_secret: bytes) -> web.Application:
+    from jupyterhub.services.auth import HubOAuthCallbackHandler
+
+    from .pages import page_routes
+
     api = prefix.rstrip("/") + "/api"
     return web.Application(
         [
-            (prefix.rstrip("/") + "/?", RootHandler),
+            *page_routes(prefix),
+            (prefix.rstrip("/") + "/oauth_callback", HubOAuthCallbackHandler),
+            (api + "/?", ApiRootHandler),
             (api + "/templates", TemplatesHandler),
             (api + SLUG, TemplateHandler),
             (api + SLUG + "/history", HistoryHandler),
@@ -212,5 +218,8 @@ def make_app(ctx: Context, prefix: str) -> web.Application:
         ctx=ctx,
         hub_auth=ctx.hub_auth,
         prefix=prefix,
+        cookie_secret=cookie_secret,
+        xsrf_cookies=True,  # the pages' forms; the API is token-only and skips the check
+        xsrf_cookie_kwargs={"path": prefix},  # not "/": the hub's own _xsrf cookie must stay alone
         default_handler_class=NotFoundHandler,
     )

@@ -119,3 +119,54 @@ def test_deleting_a_template_in_use_disables_it(clients):
     finally:
         alice.stop()
         admin.templates("PATCH", "/python", json={"enabled": True})
+
+
+def browser_session(client):
+    """The client's hub login cookie, without its token: what a browser has."""
+    session = requests.Session()
+    session.cookies.update(client.session.cookies)
+    return session
+
+
+def page_form(session, url, fields, *, xsrf=True):
+    token = session.cookies.get("_xsrf", path="/services/templates/") if xsrf else ""
+    return session.post(url, data={**fields, "_xsrf": token}, timeout=30, allow_redirects=False)
+
+
+def test_the_admin_page_creates_with_inline_errors_and_users_only_read(clients, platform):
+    base = f"{platform.url}/services/templates/"
+    admin = browser_session(clients["admin"])
+    listing = admin.get(base, timeout=30)  # through the hub's OAuth, back with the service's cookie
+    assert listing.status_code == 200 and 'id="template-python"' in listing.text
+    assert "New template" in listing.text and 'class="usage"' in listing.text
+
+    form = admin.get(base + "new", timeout=30)
+    assert form.status_code == 200 and 'name="_xsrf"' in form.text
+    fields = {"slug": "julia", "display_name": "Julia", "image": "quay.io/jupyter/julia-notebook:2025-01-06",
+              "cpus": "1", "max_cpus": "2", "max_gpus": "two", "projects": "default",
+              "enabled": "on"}  # fmt: skip
+    refused = page_form(admin, base + "new", fields)
+    assert refused.status_code == 400
+    assert 'id="error-max_gpus"' in refused.text and "must be a whole number" in refused.text
+    assert 'value="quay.io/jupyter/julia-notebook:2025-01-06"' in refused.text, "what was typed is kept"
+    forged = page_form(admin, base + "new", {**fields, "max_gpus": "0"}, xsrf=False)
+    assert forged.status_code == 403 and clients["admin"].templates("GET", "/julia").status_code == 404
+    created = page_form(admin, base + "new", {**fields, "max_gpus": "0"})
+    assert created.status_code == 302
+    assert 'value="julia"' in clients["alice"].page("hub/spawn").text, (
+        "users see it in the spawn form at once"
+    )
+
+    assert page_form(admin, base + "toggle/julia", {}).status_code == 302
+    assert clients["alice"].templates("GET", "/julia").status_code == 404, "disabled"
+    history = admin.get(base + "history/julia", timeout=30)
+    assert "Restore version 1" in history.text and "enabled: True &rarr; False" in history.text
+    assert page_form(admin, base + "rollback/julia", {"version": "1"}).status_code == 302
+    assert clients["alice"].templates("GET", "/julia").json()["version"] == 3
+
+    alice = browser_session(clients["alice"])
+    mine = alice.get(base, timeout=30)
+    assert mine.status_code == 200 and "New template" not in mine.text and 'id="template-julia"' in mine.text
+    alice.get(base + "new", timeout=30)
+    assert page_form(alice, base + "new", {**fields, "slug": "mine", "max_gpus": "0"}).status_code == 403
+    assert clients["admin"].templates("GET", "/mine").status_code == 404
