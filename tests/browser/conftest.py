@@ -14,8 +14,10 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Per module: Playwright's sync API keeps an event loop running in this thread until it
+    stops, and later modules' asyncio.run() (the Ray fixtures) must find none."""
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(chromium):
         message = "Debian's chromium is not installed: `make test` installs it (apt-get install chromium)"
