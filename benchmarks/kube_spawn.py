@@ -27,14 +27,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 KUBECONFIG = Path(tempfile.mkdtemp(prefix="lavahub-kube-bench-")) / "kubeconfig"
 os.environ["KUBECONFIG"] = str(KUBECONFIG)  # before kubernetes_asyncio is imported: KubeSpawner reads it once
 
-from kubernetes_asyncio.client import RbacAuthorizationV1Api  # noqa: E402
 from kubespawner import KubeSpawner  # noqa: E402
 
 from spawner.base import template_store  # noqa: E402
@@ -43,7 +40,7 @@ from spawner.kube import KubeWorkspaceSpawner  # noqa: E402
 from spawner.projects import Project  # noqa: E402
 from spawner.resources import Quota  # noqa: E402
 from spawner.templates import template_from_dict  # noqa: E402
-from tests.kubernetes.cluster import KubeCluster, apiserver_binary  # noqa: E402
+from tests.kubernetes.cluster import KubeCluster, apiserver_binary, grant_hub_role  # noqa: E402
 from tests.kubernetes.kubelet import FakeKubelet  # noqa: E402
 
 NAMESPACE = "bench"
@@ -92,14 +89,7 @@ async def spawns(cluster: KubeCluster, runs: int, database_url: str) -> tuple[li
         from kubernetes_asyncio.client import CoreV1Api
 
         await CoreV1Api(admin).create_namespace({"metadata": {"name": NAMESPACE}})
-        rbac = RbacAuthorizationV1Api(admin)
-        rules = yaml.safe_load((ROOT / "helm/lavahub/files/hub-role-rules.yaml").read_text())
-        await rbac.create_namespaced_role(NAMESPACE, {"metadata": {"name": "hub"}, "rules": rules})
-        await rbac.create_namespaced_role_binding(NAMESPACE, {
-            "metadata": {"name": "hub"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-            "subjects": [{"kind": "User", "name": "hub", "apiGroup": "rbac.authorization.k8s.io"}],
-        })  # fmt: skip
+        await grant_hub_role(admin, NAMESPACE)
         kubelet = FakeKubelet(admin)
         await kubelet.register_node("node-1")
         async with kubelet.running(NAMESPACE, "node-1", "component=singleuser-server"):

@@ -7,16 +7,51 @@ its status; nothing else (no traceback) reaches a client.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from jupyterhub.services.auth import HubAuth, HubAuthenticated, UserNotAllowed
-from tornado import web
+from tornado import httpclient, web
 
 from spawner.errors import PublicError
 
 log = logging.getLogger(__name__)
+
+
+async def hub_get(hub_auth: HubAuth, path: str) -> Any:
+    """GET the hub's REST API as the service itself (its own token and role)."""
+    request = httpclient.HTTPRequest(
+        f"{hub_auth.api_url}{path}", headers={"Authorization": f"token {hub_auth.api_token}"}
+    )
+    response = await httpclient.AsyncHTTPClient().fetch(request)
+    return json.loads(response.body)
+
+
+async def until_terminated() -> None:
+    """Return at SIGTERM (the hub stopping its service) or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run_service(name: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """A hub-managed service's main: its log format, and a config error as one line, status 2."""
+    logging.basicConfig(
+        level=logging.INFO, format=f"[%(levelname)1.1s %(asctime)s {name} %(name)s] %(message)s"
+    )
+    try:
+        asyncio.run(serve())
+    except PublicError as e:
+        print(f"lavahub {name}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 class ApiError(PublicError):

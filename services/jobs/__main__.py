@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
 import sys
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
 
 from spawner.config import load_config
-from spawner.errors import PublicError
 from spawner.gpus import inventory
 
+from ..api import run_service, until_terminated
 from .app import Context, make_app
 from .backends.ray import RayBackend
 
@@ -45,23 +43,13 @@ async def serve() -> None:
     logging.getLogger(__name__).info("jobs service listening on %s%s", url.geturl().rstrip("/"), prefix)
     await backend.setup()
     ctx.supervisor.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_terminated()
     await ctx.supervisor.stop()
     await backend.cleanup()
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s jobs %(name)s] %(message)s")
-    try:
-        asyncio.run(serve())
-    except PublicError as e:
-        print(f"lavahub jobs: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_service("jobs", serve)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from spawner.projects import Project, project_from_group
 from spawner.store import TemplateStore
 from spawner.volumes import local_volume_plan
 
-from ..api import ApiError, JsonApiHandler, NotFoundHandler
+from ..api import ApiError, JsonApiHandler, NotFoundHandler, hub_get
 from .backends.base import Backend
 from .explain import explain
 from .jobdir import write_job_files
@@ -55,16 +55,12 @@ class Context:
         """A project's settings from the hub's group (cached briefly; membership comes from the user)."""
         cached = self._groups.get(name)
         if cached is None or time.monotonic() - cached[0] > 10:
-            request = httpclient.HTTPRequest(
-                f"{self.hub_auth.api_url}/groups/{name}",
-                headers={"Authorization": f"token {self.hub_auth.api_token}"},
-            )
             try:
-                response = await httpclient.AsyncHTTPClient().fetch(request)
+                group = await hub_get(self.hub_auth, f"/groups/{name}")
             except httpclient.HTTPClientError as e:
                 log.warning("Cannot read group %s from the hub: %s", name, e)
                 return None
-            cached = (time.monotonic(), json.loads(response.body))
+            cached = (time.monotonic(), group)
             self._groups[name] = cached
         group = cached[1]
         try:

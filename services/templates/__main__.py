@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
 import sys
 from urllib.parse import urlparse
 
@@ -13,8 +11,8 @@ from jupyterhub.services.auth import HubOAuth
 
 from spawner.base import template_store
 from spawner.config import load_config
-from spawner.errors import PublicError
 
+from ..api import run_service, until_terminated
 from .app import Context, make_app
 
 
@@ -30,23 +28,11 @@ async def serve() -> None:
         url.port, address=url.hostname or "127.0.0.1", xheaders=True
     )
     logging.getLogger(__name__).info("templates service listening on %s%s", url.geturl().rstrip("/"), prefix)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_terminated()
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="[%(levelname)1.1s %(asctime)s templates %(name)s] %(message)s"
-    )
-    try:
-        asyncio.run(serve())
-    except PublicError as e:
-        print(f"lavahub templates: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_service("templates", serve)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ from dataclasses import replace
 from typing import Any
 
 from jupyterhub.services.auth import HubAuth
-from tornado import httpclient, web
+from tornado import web
 
 from spawner.errors import PublicError
 from spawner.store import TemplateStore
 from spawner.templates import Template, template_from_dict
 
-from ..api import ApiError, JsonApiHandler, NotFoundHandler
+from ..api import ApiError, JsonApiHandler, NotFoundHandler, hub_get
 
 ADMIN_SCOPE = "custom:templates:admin"
 SLUG = r"/templates/([a-z0-9][a-z0-9-]{0,62})"
@@ -29,26 +29,32 @@ class Context:
         self.store = store
         self.hub_auth = hub_auth
 
-    async def hub_get(self, path: str) -> Any:
-        request = httpclient.HTTPRequest(
-            f"{self.hub_auth.api_url}{path}", headers={"Authorization": f"token {self.hub_auth.api_token}"}
-        )
-        response = await httpclient.AsyncHTTPClient().fetch(request)
-        return json.loads(response.body)
-
     async def projects(self) -> set[str]:
         """The hub's groups: the projects a template may be restricted to."""
-        return {group["name"] for group in await self.hub_get("/groups")}
+        return {group["name"] for group in await hub_get(self.hub_auth, "/groups")}
 
     async def usage(self) -> dict[str, int]:
         """Running (or starting) workspaces per template, from the hub's server models."""
         counts: dict[str, int] = {}
-        for user in await self.hub_get("/users?state=active"):
+        for user in await hub_get(self.hub_auth, "/users?state=active"):
             for server in (user.get("servers") or {}).values():
                 slug = (server.get("user_options") or {}).get("template")
                 if slug and (server.get("ready") or server.get("pending")):
                     counts[slug] = counts.get(slug, 0) + 1
         return counts
+
+
+def is_template_admin(user: dict[str, Any]) -> bool:
+    """Hub admins, and holders of custom:templates:admin, change templates."""
+    return bool(user.get("admin")) or ADMIN_SCOPE in user.get("scopes", [])
+
+
+def visible_to(template: Template, user: dict[str, Any]) -> bool:
+    """Admins see every template; others the enabled ones of their projects."""
+    if is_template_admin(user):
+        return True
+    groups = set(user.get("groups", []))
+    return template.enabled and (not template.projects or bool(groups & set(template.projects)))
 
 
 def shown(template: Template) -> dict[str, Any]:
@@ -64,7 +70,7 @@ class Handler(JsonApiHandler):
 
     @property
     def is_admin(self) -> bool:
-        return bool(self.user_model.get("admin")) or ADMIN_SCOPE in self.user_model.get("scopes", [])
+        return is_template_admin(self.user_model)
 
     def require_admin(self) -> None:
         if not self.is_admin:
@@ -75,10 +81,7 @@ class Handler(JsonApiHandler):
             )
 
     def visible(self, template: Template) -> bool:
-        if self.is_admin:
-            return True
-        groups = set(self.user_model.get("groups", []))
-        return template.enabled and (not template.projects or bool(groups & set(template.projects)))
+        return visible_to(template, self.user_model)
 
     def existing(self, slug: str) -> Template:
         template = self.ctx.store.get(slug)

@@ -17,7 +17,7 @@ from tornado import web
 from spawner.errors import PublicError
 from spawner.templates import Template, template_from_dict
 
-from .app import ADMIN_SCOPE, Context, error_field
+from .app import Context, error_field, is_template_admin, visible_to
 
 # form field -> how a template holds it
 NUMBERS = ("cpus", "gpus", "max_cpus", "max_gpus")
@@ -37,8 +37,7 @@ class Page(HubOAuthenticated, web.RequestHandler):
 
     @property
     def is_admin(self) -> bool:
-        user = self.current_user or {}
-        return bool(user.get("admin")) or ADMIN_SCOPE in user.get("scopes", [])
+        return is_template_admin(self.current_user or {})
 
     def require_admin(self) -> None:
         if not self.is_admin:
@@ -66,12 +65,7 @@ class Page(HubOAuthenticated, web.RequestHandler):
 class ListPage(Page):
     @web.authenticated
     async def get(self) -> None:
-        user = self.current_user
-        groups = set(user.get("groups", []))
-        templates = [
-            t for t in self.ctx.store.list()
-            if self.is_admin or (t.enabled and (not t.projects or groups & set(t.projects)))
-        ]  # fmt: skip
+        templates = [t for t in self.ctx.store.list() if visible_to(t, self.current_user)]
         usage = await self.ctx.usage() if self.is_admin else {}
         base = self.settings["prefix"]
         rows = []

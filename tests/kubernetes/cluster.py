@@ -31,12 +31,29 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, RbacAuthorizationV1Api
 from kubernetes_asyncio.config import new_client_from_config
 
 KUBERNETES_VERSION = "1.20.2"
 BUILD_HINT = "kube-apiserver not built: run `make kube-apiserver` (tests/kubernetes/build-apiserver)"
 ADMIN = "admin"
+# the hub Role's rules, as the chart grants them
+HUB_ROLE_RULES = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "helm/lavahub/files/hub-role-rules.yaml").read_text()
+)
+
+
+async def grant_hub_role(admin: ApiClient, namespace: str, user: str = "hub") -> None:
+    """Bind `user` to exactly the chart's hub Role in `namespace`."""
+    rbac = RbacAuthorizationV1Api(admin)
+    await rbac.create_namespaced_role(
+        namespace, {"metadata": {"name": "lavahub-hub"}, "rules": HUB_ROLE_RULES}
+    )
+    await rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "lavahub-hub"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lavahub-hub"},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+    })  # fmt: skip
 
 
 def cache_dir() -> Path:

@@ -23,17 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes_asyncio.client import CoreV1Api, RbacAuthorizationV1Api, V1Pod
+from kubernetes_asyncio.client import CoreV1Api, V1Pod
 
 from spawner.base import template_store
 from tests.integration.conftest import PLATFORM, start_platform
 
+from .cluster import grant_hub_role
 from .kubelet import FakeKubelet
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.integration]
 
-RULES = yaml.safe_load((Path(__file__).parents[2] / "helm/lavahub/files/hub-role-rules.yaml").read_text())
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 
 
@@ -96,16 +95,9 @@ class KubeletThread:
         self._stop = asyncio.Event()
         try:
             async with await self.cluster.api_client() as admin:
-                core, rbac = CoreV1Api(admin), RbacAuthorizationV1Api(admin)
+                core = CoreV1Api(admin)
                 await core.create_namespace({"metadata": {"name": self.namespace}})
-                await rbac.create_namespaced_role(
-                    self.namespace, {"metadata": {"name": "hub"}, "rules": RULES}
-                )
-                await rbac.create_namespaced_role_binding(self.namespace, {
-                    "metadata": {"name": "hub"},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-                    "subjects": [{"kind": "User", "name": "hub", "apiGroup": "rbac.authorization.k8s.io"}],
-                })  # fmt: skip
+                await grant_hub_role(admin, self.namespace)
                 kubelet = FakeKubelet(admin)
                 node = f"node-{self.namespace}"
                 await kubelet.register_node(node)

@@ -11,14 +11,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
-from kubernetes_asyncio.client import ApiClient, CoreV1Api, RbacAuthorizationV1Api
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 from tornado import web
 
@@ -30,11 +28,11 @@ from spawner.store import TemplateStore
 from spawner.templates import template_from_dict
 
 from . import SPAWNER_KUBECONFIG
+from .cluster import grant_hub_role
 from .kubelet import FakeKubelet
 
 pytestmark = pytest.mark.kubernetes
 
-RULES = yaml.safe_load((Path(__file__).parents[2] / "helm/lavahub/files/hub-role-rules.yaml").read_text())
 SELECTOR = "component=singleuser-server"
 TEMPLATES = [
     {"slug": "python", "image": "quay.io/jupyter/scipy-notebook:2025-01-06", "max_cpus": 2},
@@ -48,16 +46,7 @@ TEMPLATES = [
 @pytest.fixture
 async def hub_identity(emulated, admin_api: ApiClient, namespace: str) -> str:
     """The chart's Role and RoleBinding for the hub user, and its kubeconfig where KubeSpawner reads it."""
-    rbac = RbacAuthorizationV1Api(admin_api)
-    await rbac.create_namespaced_role(namespace, {"metadata": {"name": "lavahub-hub"}, "rules": RULES})
-    await rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "lavahub-hub"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lavahub-hub"},
-            "subjects": [{"kind": "User", "name": "hub", "apiGroup": "rbac.authorization.k8s.io"}],
-        },
-    )
+    await grant_hub_role(admin_api, namespace)
     SPAWNER_KUBECONFIG.parent.mkdir(parents=True, exist_ok=True)
     SPAWNER_KUBECONFIG.write_text(emulated.kubeconfig("hub").read_text())
     return namespace
