@@ -242,7 +242,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if config.jobs.ray_address:
         print(f"lavahub uses the Ray cluster at {config.jobs.ray_address}; it is not lavahub's to stop")
         return 0
-    stopped = RayBackend(state_dir=str(config.data_dir / "ray")).stop_local_head()
+    stopped = RayBackend.from_config(config).stop_local_head()
     print(
         f"stopped the local Ray cluster ({stopped} processes)"
         if stopped

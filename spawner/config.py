@@ -121,6 +121,16 @@ class JobsConfig:
     ray_dashboard_port: int = 8265
     ray_num_cpus: int | None = None  # None: every core of this machine
     ray_object_store_memory: int = 256 * 2**20
+    backend: str = "ray"
+
+    @property
+    def ray(self) -> Any:  # interim: the config models give jobs.ray its own section
+        from types import SimpleNamespace
+
+        return SimpleNamespace(
+            address=self.ray_address, port=self.ray_port, dashboard_port=self.ray_dashboard_port,
+            num_cpus=self.ray_num_cpus, object_store_memory=self.ray_object_store_memory, start_timeout=180,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

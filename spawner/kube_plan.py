@@ -16,7 +16,7 @@ from .config import KubernetesConfig, KubernetesStorage
 from .names import safe_segment
 from .resources import Resources, format_cpus, format_memory, parse_memory
 from .templates import VGPU_RESOURCE
-from .volumes import GLOBAL, PERSONAL, PROJECT, Volume, volume_plan
+from .volumes import GLOBAL, PERSONAL, PROJECT, Volume, kube_volume_plan
 from .workspace import WorkspaceRequest, workspace_env
 
 LABEL_PREFIX = "lavahub.io"
@@ -184,17 +184,7 @@ def plan_kube_workspace(
     storage: KubernetesStorage,
     settings: KubernetesConfig,
 ) -> KubeWorkspacePlan:
-    volumes = volume_plan(
-        request.user,
-        request.project.name,
-        admin=request.admin,
-        sources={
-            PERSONAL: storage.personal_claim,
-            PROJECT: storage.project_claim,
-            GLOBAL: storage.global_claim,
-        },
-        home=storage.home_mount,
-    )
+    volumes = kube_volume_plan(request.user, request.project.name, admin=request.admin, storage=storage)
     env = workspace_env(request, volumes)
     env.update(
         CPU_LIMIT=format_cpus(request.resources.cpus),

@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .names import safe_segment
+
+if TYPE_CHECKING:
+    from lavahub.config import KubernetesStorage
 
 PERSONAL, PROJECT, GLOBAL = "personal", "project", "global"
 KINDS = (PERSONAL, PROJECT, GLOBAL)
@@ -47,6 +51,14 @@ def local_volume_plan(user: str, project: str, *, admin: bool, root: Path) -> tu
     """The same plan as directories: each volume is `<root>/<sub path>`, seen where it lies."""
     plan = volume_plan(user, project, admin=admin, sources=dict.fromkeys(KINDS, str(root)), home="")
     return tuple(replace(v, mount_path=str(root / v.sub_path)) for v in plan)
+
+
+def kube_volume_plan(
+    user: str, project: str, *, admin: bool, storage: KubernetesStorage
+) -> tuple[Volume, ...]:
+    """The same plan as the claims of `storage.kubernetes`, the personal one as the home."""
+    sources = {PERSONAL: storage.personal_claim, PROJECT: storage.project_claim, GLOBAL: storage.global_claim}
+    return volume_plan(user, project, admin=admin, sources=sources, home=storage.home_mount)
 
 
 def by_kind(plan: tuple[Volume, ...]) -> dict[str, Volume]:

@@ -10,36 +10,21 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubAuth
 
 from spawner.config import load_config
-from spawner.gpus import inventory
 
 from ..api import run_service, until_terminated
 from .app import Context, make_app
-from .backends.ray import RayBackend
-
-
-def ray_backend(config) -> RayBackend:  # type: ignore[no-untyped-def]
-    jobs = config.jobs
-    backend = RayBackend(
-        address=jobs.ray_address or "",
-        state_dir=str(config.data_dir / "ray"),
-        port=jobs.ray_port,
-        dashboard_port=jobs.ray_dashboard_port,
-        num_cpus=jobs.ray_num_cpus or 0,
-        num_gpus=len(inventory()),
-        object_store_memory=jobs.ray_object_store_memory,
-    )
-    return backend
+from .backends import load_backend
 
 
 async def serve() -> None:
     config = load_config()
-    backend = ray_backend(config)
+    backend = load_backend(config)
     hub_auth = HubAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
     ctx = Context(config, backend, hub_auth)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/jobs/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{config.jobs.port}"))
     app = make_app(ctx, prefix)
-    app.listen(url.port, address=url.hostname or "127.0.0.1", xheaders=True)
+    app.listen(url.port or config.jobs.port, address=url.hostname or "127.0.0.1", xheaders=True)
     logging.getLogger(__name__).info("jobs service listening on %s%s", url.geturl().rstrip("/"), prefix)
     await backend.setup()
     ctx.supervisor.start()

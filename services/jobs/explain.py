@@ -1,49 +1,57 @@
-"""Why a job is not running, or why it failed, in plain words. Pure: facts in, sentences out."""
+"""Why a job is not running, or why it failed, in plain words. Pure: facts in, sentences out.
+
+Backends report facts (`Diagnosis`); this one module words them, so every
+backend explains itself in the same style.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from spawner.resources import Resources, format_cpus, format_memory
+from spawner.resources import format_cpus, format_memory
 
-from .backends.base import ClusterUsage
+from .backends.base import Diagnosis, Shortfall
 from .models import Job, JobState
 
 
 def explain(
     job: Job,
     *,
-    waiting_for: str | None,
-    usage: ClusterUsage | None,
+    diagnosis: Diagnosis | None,
     ahead: Sequence[Job],
     failing_lines: Sequence[str],
 ) -> dict[str, Any]:
     """Explain `job` from what the backend and the store know.
 
-    `ahead`: unfinished jobs submitted before this one; `failing_lines`: the failing worker's last lines.
+    `diagnosis`: the backend's facts about a pending job; `ahead`: unfinished jobs
+    submitted before this one; `failing_lines`: the failing worker's last lines.
     """
-    total = job.resources * job.workers
+    diagnosis = diagnosis or Diagnosis()
     asks = f"{job.workers} worker{'s' if job.workers != 1 else ''} x ({job.resources.describe()})"
     details: list[str] = []
     suggestions: list[str] = []
 
     if job.state == JobState.PENDING:
-        if waiting_for:
-            summary = f"The job is waiting for {waiting_for}."
+        if diagnosis.waiting_for:
+            summary = f"The job is waiting for {diagnosis.waiting_for}."
             details.append("Jobs submitted meanwhile are kept and start as soon as it is ready.")
         else:
-            short = _short(total, usage) if usage else []
+            short = diagnosis.shortfalls
+            where = f"queue {diagnosis.pool}" if diagnosis.pool else "the cluster"
             if short:
                 summary = (
-                    "The job is waiting: the cluster does not have enough free "
-                    + " and ".join(what for what, _ in short)
+                    f"The job is waiting: {where} does not have enough free "
+                    + " and ".join(s.resource for s in short)
                     + " for all its workers at once."
                 )
-                details.extend(line for _, line in short)
+                details.extend(_shortfall(s) for s in short)
                 suggestions.append("ask for fewer workers or fewer resources per worker")
             else:
                 summary = "The job is waiting for all its workers to be placed together."
+            if diagnosis.position is not None:
+                details.append(f"It is number {diagnosis.position} in {where}'s queue.")
+            details.extend(diagnosis.notes)
             if ahead:
                 details.append(
                     f"{len(ahead)} job{'s' if len(ahead) != 1 else ''} submitted earlier "
@@ -73,29 +81,14 @@ def explain(
     return {"state": job.state.value, "summary": summary, "details": details, "suggestions": suggestions}
 
 
-def _short(need: Resources, usage: ClusterUsage) -> list[tuple[str, str]]:
-    free = Resources(
-        usage.total.cpus - usage.used.cpus,
-        usage.total.memory - usage.used.memory,
-        usage.total.gpus - usage.used.gpus,
-    )
-    short = []
-    if need.gpus > free.gpus:
-        short.append(("GPUs", f"GPUs: needs {need.gpus}, {free.gpus:g} of {usage.total.gpus:g} free."))
-    if need.cpus > free.cpus:
-        short.append(
-            (
-                "CPUs",
-                f"CPUs: needs {format_cpus(need.cpus)}, {format_cpus(free.cpus)} of "
-                f"{format_cpus(usage.total.cpus)} free.",
-            )
-        )
-    if need.memory > free.memory:
-        short.append(
-            (
-                "memory",
-                f"memory: needs {format_memory(need.memory)}, {format_memory(max(free.memory, 0))} "
-                f"of {format_memory(usage.total.memory)} free.",
-            )
-        )
-    return short
+def _shortfall(short: Shortfall) -> str:
+    need, free, total = (_amount(short.resource, v) for v in (short.need, short.free, short.total))
+    return f"{short.resource}: needs {need}, {free} of {total} free."
+
+
+def _amount(resource: str, value: float) -> str:
+    if resource == "CPUs":
+        return format_cpus(value)
+    if resource == "memory":
+        return format_memory(max(int(value), 0))
+    return f"{value:g}"

@@ -1,4 +1,8 @@
-"""Plain records shared by the service, the store and the backends."""
+"""Plain records shared by the service, the store and the backends.
+
+`JobSpec` is what a backend is given, `Job` what the store keeps and the API
+shows, `Observation` what a backend reports back. The API's JSON shapes are
+the models in `api_models`, built from these."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from spawner.resources import Resources
+from spawner.volumes import Volume
 
 
 class JobState(enum.StrEnum):
@@ -22,7 +27,8 @@ class JobState(enum.StrEnum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
-FRAMEWORKS = ("python", "pytorch", "ray")
+# every framework lavahub knows; each backend declares the ones it runs (`Capabilities`)
+FRAMEWORKS = ("python", "pytorch", "mpi", "ray")
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,55 @@ class JobSpec:
     workers: int
     resources: Resources  # per worker
     timeout: int
-    env: dict[str, str]
+    env: dict[str, str]  # the template's env and the job's own; the contract's names come on top
     code: str
-    cwd: str
-    job_dir: str  # on the personal volume: code, exports, worker logs, result
+    cwd: str  # where every worker starts: the notebook's directory, as workers see it
+    job_dir: str  # on the personal volume, as workers see it: code, exports, result
+    volumes: tuple[Volume, ...] = ()  # the caller's personal, project and global volumes
     exports: bytes | None = None
     result: str | None = None
     queue: str = "default"
+    gpu_type: str | None = None
 
     @property
     def total(self) -> Resources:
         return self.resources * self.workers
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps of the spec besides its columns, to rebuild it for `submit`."""
+        return {
+            "image": self.image,
+            "env": self.env,
+            "cwd": self.cwd,
+            "volumes": [v.to_dict() for v in self.volumes],
+            "gpu_type": self.gpu_type,
+        }
+
+    @classmethod
+    def restore(cls, job: Job, record: dict[str, Any], code: str, exports: bytes | None) -> JobSpec:
+        """The spec of a stored job, from its row, `record()` and its payload."""
+        return cls(
+            id=job.id,
+            name=job.name,
+            user=job.user,
+            project=job.project,
+            template=job.template,
+            template_version=job.template_version or 0,
+            image=record["image"],
+            framework=job.framework,
+            workers=job.workers,
+            resources=job.resources,
+            timeout=job.timeout,
+            env=dict(record["env"]),
+            code=code,
+            cwd=record["cwd"],
+            job_dir=job.job_dir,
+            volumes=tuple(Volume(**v) for v in record.get("volumes", [])),
+            exports=exports,
+            result=job.result,
+            queue=job.queue,
+            gpu_type=record.get("gpu_type"),
+        )
 
 
 @dataclass
@@ -73,38 +117,28 @@ class Job:
     started: datetime | None = None
     finished: datetime | None = None
     exit_code: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    template_version: int | None = None
+    queue: str = "default"
+    result: str | None = None
+    submitted: bool = False  # the backend accepted it
+    log_complete: bool = False  # every line of its output is in the service's log
+    failed_worker: int | None = None
+    backend_state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> Resources:
         return self.resources * self.workers
 
-    def to_json(self) -> dict[str, Any]:
-        iso = lambda t: t.isoformat() if t else None  # noqa: E731
-        return {
-            "id": self.id,
-            "name": self.name,
-            "user": self.user,
-            "project": self.project,
-            "template": self.template,
-            "framework": self.framework,
-            "workers": self.workers,
-            "resources": self.resources.to_dict(),
-            "state": self.state.value,
-            "reason": self.reason,
-            "created": iso(self.created),
-            "started": iso(self.started),
-            "finished": iso(self.finished),
-            "exit_code": self.exit_code,
-            "timeout": self.timeout,
-        }
-
 
 @dataclass(frozen=True)
 class Observation:
-    """What a backend sees of a job right now, already in lavahub's states."""
+    """What a backend sees of a job right now, already in lavahub's states.
+
+    `backend_state`, when not None, replaces what the service keeps for the backend.
+    """
 
     state: JobState
     reason: str | None = None
     exit_code: int | None = None
     failed_worker: int | None = None
+    backend_state: dict[str, Any] | None = None

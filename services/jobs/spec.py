@@ -9,57 +9,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import posixpath
 import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from spawner.config import JobsConfig
+from lavahub_jupyter.runtime.contract import is_reserved
+
 from spawner.errors import PublicError
 from spawner.names import ENV_PATTERN
 from spawner.options import resolve_options
 from spawner.projects import Project
 from spawner.resources import Resources, check_quota, format_cpus, format_memory
 from spawner.templates import Template
+from spawner.volumes import Volume, by_kind
 
+from .api_models import Submission
+from .backends.base import Capabilities
 from .models import FRAMEWORKS, JobSpec
 
-BODY_KEYS = (
-    "code",
-    "workers",
-    "framework",
-    "gpus",
-    "cpus",
-    "memory",
-    "project",
-    "template",
-    "name",
-    "timeout",
-    "env",
-    "cwd",
-    "exports",
-    "result",
-)
+BODY_KEYS = tuple(Submission.model_fields)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_ENV = frozenset(
-    {
-        "RANK",
-        "WORLD_SIZE",
-        "LOCAL_RANK",
-        "LOCAL_WORLD_SIZE",
-        "MASTER_ADDR",
-        "MASTER_PORT",
-        "CUDA_VISIBLE_DEVICES",
-        "NVIDIA_VISIBLE_DEVICES",
-        "HOME",
-        "USER",
-        "PYTHONUNBUFFERED",
-    }
-)
-RESERVED_ENV_PREFIXES = ("LAVAHUB_", "JUPYTERHUB_", "RAY_")
 MAX_EXPORTS_BYTES = 64 * 2**20
 
 
@@ -81,17 +54,19 @@ def validate_submission(
     caller: Caller,
     projects: Mapping[str, Project],
     templates: Sequence[Template],
-    limits: JobsConfig,
+    limits: Any,
+    capabilities: Capabilities,
     capacity: Resources | None,
     in_use: Mapping[str, Resources],
-    volumes: Mapping[str, Path],
+    volumes: Sequence[Volume],
     job_id: str,
 ) -> JobSpec:
     """Check a submission against the caller's projects, the template, quota and cluster.
 
-    `projects` are the caller's projects; `in_use` what the project's unfinished
+    `projects` are the caller's projects; `limits` the config's `jobs` section;
+    `capabilities` what the backend runs; `in_use` what the project's unfinished
     jobs hold (by "user/job-id"); `capacity` the cluster's total, if known;
-    `volumes` the caller's personal, project and global directories.
+    `volumes` the caller's volume plan (as workers see it) in the chosen project.
     """
     if not isinstance(body, Mapping):
         raise PublicError("The request body must be a JSON object.", hint=_keys_hint())
@@ -110,12 +85,13 @@ def validate_submission(
         )
 
     framework = body.get("framework", "python")
-    if framework not in FRAMEWORKS:
-        hint = "mpi jobs come with the Volcano backend" if framework == "mpi" else None
+    runs = capabilities.frameworks
+    if framework not in runs:
+        hint = (
+            f"this platform's job backend does not run {framework} jobs" if framework in FRAMEWORKS else None
+        )
         raise PublicError(
-            f"framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}.",
-            hint=hint,
-            field="framework",
+            f"framework must be one of {', '.join(runs)}, got {framework!r}.", hint=hint, field="framework"
         )
     workers = body.get("workers", 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= limits.max_workers:
@@ -123,10 +99,10 @@ def validate_submission(
             f"workers must be a whole number from 1 to {limits.max_workers}, got {workers!r}.",
             field="workers",
         )
-    if framework == "ray" and workers != 1:
+    if framework in capabilities.driver_frameworks and workers != 1:
         raise PublicError(
-            "A ray job runs one driver that schedules its own Ray tasks; workers must be 1.",
-            hint="use ray's own APIs inside the cell to fan out",
+            f"A {framework} job runs one driver that schedules its own tasks; workers must be 1.",
+            hint=f"use {framework}'s own APIs inside the cell to fan out",
             field="workers",
         )
 
@@ -153,6 +129,8 @@ def validate_submission(
             field="timeout",
         )
     env = _env(body.get("env"))
+    volumes = tuple(volumes)
+    personal = by_kind(volumes)["personal"].mount_path
     cwd = _cwd(body.get("cwd"), volumes)
     exports = _exports(body.get("exports"))
     result = body.get("result")
@@ -173,11 +151,13 @@ def validate_submission(
         timeout=timeout,
         env={**request.template.env, **env},
         code=code,
-        cwd=str(cwd),
-        job_dir=str(volumes["personal"] / ".lavahub" / "jobs" / job_id),
+        cwd=cwd,
+        job_dir=posixpath.join(personal, ".lavahub", "jobs", job_id),
+        volumes=volumes,
         exports=exports,
         result=result,
         queue=request.project.queue,
+        gpu_type=request.gpu_type,
     )
 
 
@@ -221,7 +201,7 @@ def _env(value: Any) -> dict[str, str]:
     for key, val in value.items():
         if not isinstance(key, str) or not ENV_PATTERN.match(key):
             raise PublicError(f"env: {key!r} is not a valid variable name.", field="env")
-        if key in RESERVED_ENV or key.startswith(RESERVED_ENV_PREFIXES):
+        if is_reserved(key):
             raise PublicError(
                 f"env: {key} is set by lavahub for every worker and cannot be overridden.", field="env"
             )
@@ -231,16 +211,20 @@ def _env(value: Any) -> dict[str, str]:
     return env
 
 
-def _cwd(value: Any, volumes: Mapping[str, Path]) -> Path:
-    """The notebook's working directory, if it lies inside one of the caller's volumes."""
+def _cwd(value: Any, volumes: Sequence[Volume]) -> str:
+    """The notebook's working directory, if it lies inside one of the caller's volumes.
+
+    Paths are compared as text, normalised, never looked up: they are where the
+    workers see the volumes, which need not exist where the service runs.
+    """
     if value in (None, ""):
-        return volumes["personal"]
-    if not isinstance(value, str):
-        raise PublicError("cwd must be a path.", field="cwd")
-    path = Path(value).resolve()
-    for root in volumes.values():
-        root = root.resolve()
-        if path == root or root in path.parents:
+        return by_kind(tuple(volumes))["personal"].mount_path
+    if not isinstance(value, str) or "\0" in value or not value.startswith("/"):
+        raise PublicError("cwd must be an absolute path.", field="cwd")
+    path = posixpath.normpath(value)
+    for volume in volumes:
+        root = posixpath.normpath(volume.mount_path)
+        if path == root or path.startswith(root.rstrip("/") + "/"):
             return path
     raise PublicError(
         f"cwd {value} is outside your personal, project and global directories.",

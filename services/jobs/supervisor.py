@@ -1,134 +1,239 @@
 """The service's loop over unfinished jobs: submit, follow logs, record states, enforce timeouts.
 
-Everything it learns goes into the store and the service's logs, so a restarted
-service (or a client that reconnects) finds the same record.
+Each job has its own record here (`Tracked`) and its own step in flight: a job
+whose backend call hangs or raises is retried with a backoff and never delays
+another job. Everything learnt goes into the store and the service's logs, so a
+restarted service (or a client that reconnects) finds the same record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .backends.base import Backend, BackendUnavailable
+from .backends.base import Backend, BackendUnavailable, JobRefused
 from .logs import JobLogs
-from .models import Job, JobState
+from .models import Job, JobSpec, JobState, Observation
+from .payloads import Payloads
 from .store import JobStore
 
 log = logging.getLogger(__name__)
 
 LOG_INTERVAL = 0.1  # how often worker output is copied: the added latency of a printed line
-STATUS_INTERVAL = 0.5  # how often each job's state is asked of the backend
 FINAL_GRACE = 1.0  # after a job ends, how long its last lines may still arrive
 SUBMIT_TRIES = 12  # a cluster that keeps refusing for about a minute fails the job
+MAX_BACKOFF = 10.0  # seconds: the longest a failing job waits before its next try
+
+
+@dataclass
+class Tracked:
+    """What the supervisor remembers of one job between rounds (nothing that must survive it)."""
+
+    job_id: str
+    failures: int = 0  # consecutive failed steps
+    retry_at: float = 0.0  # no step before this (time.monotonic())
+    submit_tries: int = 0
+    finishing_since: float | None = None  # ended: copying its last lines until FINAL_GRACE
+    step: asyncio.Task[None] | None = None
+
+    def backoff(self) -> float:
+        return min(2.0**self.failures / 4, MAX_BACKOFF)
 
 
 class Supervisor:
-    def __init__(self, store: JobStore, backend: Backend, logs: JobLogs):
+    def __init__(self, store: JobStore, backend: Backend, logs: JobLogs, payloads: Payloads):
         self.store = store
         self.backend = backend
         self.logs = logs
-        self._last_status: dict[str, float] = {}
-        self._finishing: dict[str, float] = {}
-        self._tries: dict[str, int] = {}
-        self._retry_at: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self.payloads = payloads
+        self._tracked: dict[str, Tracked] = {}
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         # logs of jobs that ended while the service was down still need their last lines
         for job in self.store.list(limit=1000):
-            if job.state.done and not job.extra.get("log_complete"):
-                self._finishing[job.id] = time.monotonic()
-        self._task = asyncio.ensure_future(self._run())
+            if job.state.done and job.submitted and not job.log_complete:
+                self._track(job.id).finishing_since = time.monotonic()
+        self._tasks = [asyncio.ensure_future(self._rounds()), asyncio.ensure_future(self._watch())]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        steps = [t.step for t in self._tracked.values() if t.step is not None]
+        for task in self._tasks + steps:
+            task.cancel()
+        for task in self._tasks + steps:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    async def _run(self) -> None:
+    # -- rounds ----------------------------------------------------------------------------
+    async def _rounds(self) -> None:
         while True:
             try:
-                await self.tick()
-            except Exception:
-                log.exception("job supervision failed; continuing")
+                self._round()
+            except Exception:  # the store itself failed: nothing to isolate, try again shortly
+                log.exception("A supervision round failed; continuing")
             await asyncio.sleep(LOG_INTERVAL)
 
     async def tick(self) -> None:
-        for job in self.store.unfinished():
-            await self._supervise(job)
-        for job_id, since in list(self._finishing.items()):
-            job = self.store.get(job_id)
-            if job is None:
-                del self._finishing[job_id]
-                continue
-            final = time.monotonic() - since >= FINAL_GRACE
-            await self._copy_logs(job, final=final)
-            if final:
-                self.logs[job.id].finish()
-                self.store.update_extra(job.id, log_complete=True)
-                del self._finishing[job_id]
+        """One round, waiting for every step it started (the loop itself never waits)."""
+        started = self._round()
+        if started:
+            await asyncio.wait(started)
 
-    async def _supervise(self, job: Job) -> None:
-        if not job.extra.get("submitted"):
-            if self.backend.ready and time.monotonic() >= self._retry_at.get(job.id, 0):
-                await self._submit(job)
+    def _round(self) -> list[asyncio.Task[None]]:
+        steps = [(job.id, self._supervise) for job in self.store.unfinished()]
+        steps += [(t.job_id, self._finish) for t in list(self._tracked.values()) if t.finishing_since is not None]
+        return [task for job_id, step in steps if (task := self._start(job_id, step)) is not None]
+
+    def _track(self, job_id: str) -> Tracked:
+        return self._tracked.setdefault(job_id, Tracked(job_id))
+
+    def _start(self, job_id: str, step: Callable[[Tracked], Awaitable[None]]) -> asyncio.Task[None] | None:
+        """Start `step` for the job unless one is in flight or it is backing off."""
+        tracked = self._track(job_id)
+        if tracked.step is not None and not tracked.step.done():
+            return None
+        if time.monotonic() < tracked.retry_at:
+            return None
+        tracked.step = asyncio.ensure_future(self._guarded(tracked, step))
+        return tracked.step
+
+    async def _guarded(self, tracked: Tracked, step: Callable[[Tracked], Awaitable[None]]) -> None:
+        try:
+            await step(tracked)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            tracked.failures += 1
+            delay = tracked.backoff()
+            tracked.retry_at = time.monotonic() + delay
+            log.exception("Supervising job %s failed; retrying in %.1f s", tracked.job_id, delay)
+        else:
+            tracked.failures = 0
+
+    # -- one job ---------------------------------------------------------------------------
+    async def _supervise(self, tracked: Tracked) -> None:
+        job = self.store.get(tracked.job_id)
+        if job is None or job.state.done:
+            return
+        if not job.submitted:
+            if self.backend.ready:
+                await self._submit(job, tracked)
             return
         await self._copy_logs(job, final=False)
-        now = time.monotonic()
-        if now - self._last_status.get(job.id, 0) >= STATUS_INTERVAL:
-            self._last_status[job.id] = now
-            seen = await self.backend.status(job)
-            if seen.state != job.state:
-                if seen.failed_worker is not None:
-                    self.store.update_extra(job.id, failed_worker=seen.failed_worker)
-                job = self.store.transition(job.id, seen.state, reason=seen.reason, exit_code=seen.exit_code)
-                if job.state.done:
-                    self.finished(job)
-                    return
         running_for = (datetime.now(UTC) - job.started).total_seconds() if job.started else 0
         if job.state == JobState.RUNNING and running_for > job.timeout:
             await self.backend.cancel(job)
             self.finished(self.store.transition(job.id, JobState.FAILED, reason="timeout"))
 
-    async def _submit(self, job: Job) -> None:
-        try:
-            await self.backend.submit(job)
-        except BackendUnavailable as e:
-            tries = self._tries.get(job.id, 0) + 1
-            if tries > SUBMIT_TRIES:
-                self.finished(self.store.transition(job.id, JobState.FAILED, reason=f"could not start: {e}"))
-                return
-            self._tries[job.id] = tries
-            self._retry_at[job.id] = time.monotonic() + min(2.0**tries / 4, 10)
-            log.info("Job %s: the cluster cannot take it yet (%s); retrying", job.id, e)
+    async def _submit(self, job: Job, tracked: Tracked) -> None:
+        spec = self._spec(job)
+        if spec is None:
+            self.finished(
+                self.store.transition(
+                    job.id, JobState.FAILED, reason="could not start: its code was not kept; submit it again"
+                )
+            )
             return
-        except Exception as e:
-            log.exception("Submitting job %s failed", job.id)
+        try:
+            state = await self.backend.submit(spec)
+        except JobRefused as e:
             self.finished(self.store.transition(job.id, JobState.FAILED, reason=f"could not start: {e}"))
             return
-        self._tries.pop(job.id, None)
-        self._retry_at.pop(job.id, None)
-        self.store.update_extra(job.id, submitted=True)
+        except Exception as e:
+            tracked.submit_tries += 1
+            if tracked.submit_tries >= SUBMIT_TRIES:
+                reason = str(e) if isinstance(e, BackendUnavailable) else "the backend failed (see the log)"
+                self.finished(
+                    self.store.transition(job.id, JobState.FAILED, reason=f"could not start: {reason}")
+                )
+                if not isinstance(e, BackendUnavailable):
+                    log.exception("Submitting job %s failed; giving up", job.id)
+                return
+            if isinstance(e, BackendUnavailable):
+                log.info("Job %s: the cluster cannot take it yet (%s); retrying", job.id, e)
+                tracked.failures += 1
+                tracked.retry_at = time.monotonic() + tracked.backoff()
+                return
+            raise
+        tracked.submit_tries = 0
+        self.store.update(job.id, submitted=True, backend_state=state)
         current = self.store.get(job.id)
         if current is not None and current.state.done:
             # cancelled while the submission was on its way: the cluster must not run it
             await self.backend.cancel(current)
 
+    def _spec(self, job: Job) -> JobSpec | None:
+        record, payload = self.store.spec_of(job.id), self.payloads.load(job.id)
+        if record is None or payload is None:
+            return None
+        return JobSpec.restore(job, record, *payload)
+
+    async def _finish(self, tracked: Tracked) -> None:
+        job = self.store.get(tracked.job_id)
+        since = tracked.finishing_since
+        if job is None or since is None:
+            self._tracked.pop(tracked.job_id, None)
+            return
+        final = time.monotonic() - since >= FINAL_GRACE
+        await self._copy_logs(job, final=final)
+        if final:
+            self.logs[job.id].finish()
+            self.store.update(job.id, log_complete=True)
+            self._tracked.pop(job.id, None)
+
+    # -- observations ----------------------------------------------------------------------
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async for job_id, seen in self.backend.watch(self._watched):
+                    try:
+                        self.observe(job_id, seen)
+                    except Exception:
+                        log.exception("Recording what the cluster said of job %s failed", job_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Watching the backend failed; watching again")
+            await asyncio.sleep(LOG_INTERVAL)
+
+    def _watched(self) -> list[Job]:
+        return [job for job in self.store.unfinished() if job.submitted]
+
+    def observe(self, job_id: str, seen: Observation) -> None:
+        """Record what the backend saw; an ended job starts its final log copy."""
+        job = self.store.get(job_id)
+        if job is None or job.state.done:
+            return
+        if seen.backend_state is not None:
+            self.store.update(job_id, backend_state=seen.backend_state)
+        if seen.state == job.state:
+            return
+        if seen.failed_worker is not None:
+            self.store.update(job_id, failed_worker=seen.failed_worker)
+        job = self.store.transition(job_id, seen.state, reason=seen.reason, exit_code=seen.exit_code)
+        if job.state.done:
+            self.finished(job)
+
+    # -- requests from the API -------------------------------------------------------------
     async def cancel(self, job: Job, by: str) -> Job:
         if job.state.done:
             return job
-        if job.extra.get("submitted"):
+        if job.submitted:
             await self.backend.cancel(job)
         job = self.store.transition(job.id, JobState.CANCELLED, reason=f"cancelled by {by}")
         self.finished(job)
         return job
 
     def finished(self, job: Job) -> None:
-        self._last_status.pop(job.id, None)
-        self._finishing.setdefault(job.id, time.monotonic())
+        tracked = self._track(job.id)
+        if tracked.finishing_since is None:
+            tracked.finishing_since = time.monotonic()
 
     async def _copy_logs(self, job: Job, *, final: bool) -> None:
-        if not job.extra.get("submitted"):
-            return
-        self.logs[job.id].append(await self.backend.logs(job, self.logs.state_dir(job.id), final=final))
+        if job.submitted:
+            self.logs[job.id].append(await self.backend.logs(job, final=final))

@@ -1,29 +1,109 @@
-"""The interface every job backend implements (Ray now, Volcano next)."""
+"""The job-backend seam: what the jobs service asks of a cluster, and nothing more.
+
+The service validates a submission, keeps the record, the logs and the quota;
+a backend only runs jobs. It receives everything it needs in a `JobSpec` (code,
+image, env, the volume plan, queue, per-worker resources, framework, timeout),
+keeps whatever it must remember about a job in that job's opaque
+`backend_state` (persisted by the service, like JupyterHub's `Spawner.get_state`),
+and answers with observations, log lines and plain facts. Ray runs jobs on one
+machine or a Ray cluster; Volcano on Kubernetes. The conformance suite in
+`tests/backends/` holds every backend to this contract.
+
+The contract, for every method that takes a job:
+
+- a job the backend does not know (never submitted, or forgotten by a restarted
+  cluster) is not an error: `cancel` does nothing, `status` reports it `failed`
+  with a reason, `logs` returns no lines, `result` returns None;
+- `cancel` is idempotent: cancelling an ended or already cancelled job does nothing;
+- only `submit` may raise `BackendUnavailable` (the job stays pending and is
+  submitted again later) or `JobRefused` (the job fails at once with its message);
+  any other exception is a bug in the backend, which the supervisor logs and retries
+  with a backoff, without delaying other jobs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from traitlets.config import LoggingConfigurable
 
 from spawner.resources import Resources
 
-from ..models import Job, Observation
+from ..models import Job, JobSpec, Observation
+
+BackendState = dict[str, Any]
 
 
 class BackendUnavailable(Exception):
     """The cluster cannot take the job right now, but may shortly: the job stays pending."""
 
 
+class JobRefused(Exception):
+    """The cluster will never run this job as specified; the message says why, in plain words."""
+
+
 @dataclass(frozen=True)
-class ClusterUsage:
-    used: Resources
-    total: Resources
+class Capabilities:
+    """What a backend can run: the service refuses the rest at submission, with a reason."""
+
+    frameworks: tuple[str, ...]
+    gpus: bool = True
+    elastic: bool = False  # gangs with a minimum and a maximum number of workers
+    driver_frameworks: frozenset[str] = frozenset()  # run as one driver process: workers must be 1
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """One resource a pending job lacks in one pool: it needs `need`, `free` of `total` are free."""
+
+    resource: str  # "GPUs", "CPUs" or "memory"
+    need: float
+    free: float
+    total: float
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a pending job is not running yet, as facts; `explain` turns them into words.
+
+    `waiting_for`: the backend itself is not ready (the cluster is starting, or
+    cannot start: then the reason says why). `shortfalls`: what is missing, in
+    the pool or queue named by `pool`. `position`/`ahead`: the job's place in
+    its queue, where the backend knows it (else the service counts jobs ahead).
+    """
+
+    waiting_for: str | None = None
+    pool: str | None = None
+    shortfalls: tuple[Shortfall, ...] = ()
+    position: int | None = None
+    ahead: int | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def shortfalls(need: Resources, used: Resources, total: Resources) -> tuple[Shortfall, ...]:
+    """What `need` lacks in a pool where `used` of `total` is taken (GPUs, CPUs, memory)."""
+    free = Resources(total.cpus - used.cpus, total.memory - used.memory, total.gpus - used.gpus)
+    short = []
+    if need.gpus > free.gpus:
+        short.append(Shortfall("GPUs", need.gpus, free.gpus, total.gpus))
+    if need.cpus > free.cpus:
+        short.append(Shortfall("CPUs", need.cpus, free.cpus, total.cpus))
+    if need.memory > free.memory:
+        short.append(Shortfall("memory", need.memory, free.memory, total.memory))
+    return tuple(short)
+
+
+JobSource = Callable[[], Sequence[Job]]
 
 
 class Backend(LoggingConfigurable):
-    """Runs jobs somewhere. The service calls these; it never looks inside a backend."""
+    """Runs jobs somewhere. The service calls these and never looks inside a backend."""
+
+    capabilities = Capabilities(frameworks=("python", "pytorch", "ray"))
+    watch_interval = 0.5  # seconds between two polls of the default `watch`
 
     async def setup(self) -> None:
         """Connect to (or start) the cluster. May return before the cluster is ready."""
@@ -33,36 +113,59 @@ class Backend(LoggingConfigurable):
 
     @property
     def ready(self) -> bool:
-        """Whether jobs can be submitted now."""
+        """Whether `submit` can be called now (the supervisor waits otherwise)."""
         return True
 
-    @property
-    def waiting_for(self) -> str | None:
-        """While not ready: what the backend is waiting for, in plain words."""
+    async def capacity(self) -> Resources | None:
+        """The most the cluster could ever give one job, if known: what exceeds it is refused."""
         return None
 
-    @property
-    def expected_capacity(self) -> Resources | None:
-        """The cluster's size before it answers, if the backend knows it (to refuse what never fits)."""
-        return None
+    async def submit(self, spec: JobSpec) -> BackendState:
+        """Start the job; return what this backend must remember about it.
 
-    async def usage(self) -> ClusterUsage | None:
-        """What the cluster has in total and in use, if the backend can tell."""
-        return None
-
-    async def submit(self, job: Job) -> None:
-        """Start a job whose directory (code, spec.json, exports) is already written."""
+        May raise `BackendUnavailable` or `JobRefused`. The job's gang starts whole
+        or not at all.
+        """
         raise NotImplementedError
 
     async def cancel(self, job: Job) -> None:
+        """Stop every worker of the job. Idempotent; a job unknown to the cluster is a no-op."""
         raise NotImplementedError
 
     async def status(self, job: Job) -> Observation:
+        """The job as the cluster sees it now, in lavahub's states."""
         raise NotImplementedError
 
-    async def logs(self, job: Job, state_dir: Path, *, final: bool = False) -> list[str]:
-        """Lines produced since the last call, prefixed `[worker-N] `; `state_dir` keeps the position.
+    async def watch(self, jobs: JobSource) -> AsyncIterator[tuple[str, Observation]]:
+        """Observations of the submitted, unfinished jobs that `jobs()` names, as they change.
 
-        `final`: the job has ended, so a last line without a newline counts too.
+        The default polls `status` every `watch_interval`; a backend with a watch
+        API (Kubernetes) pushes instead. A failure to observe one job is logged and
+        that job is skipped this round: it never stops the others.
+        """
+        while True:
+            for job in jobs():
+                try:
+                    seen = await self.status(job)
+                except Exception:
+                    self.log.exception("Observing job %s failed; trying again", job.id)
+                    continue
+                yield job.id, seen
+            await asyncio.sleep(self.watch_interval)
+
+    async def logs(self, job: Job, *, final: bool = False) -> list[str]:
+        """Lines produced since the last call, each prefixed `[worker-N] ` (or `[launcher] `).
+
+        The backend keeps its own cursor (across service restarts too), so every
+        line is handed over once. `final`: the job has ended, so a last line
+        without a newline counts too, and the cursor may be dropped.
         """
         raise NotImplementedError
+
+    async def result(self, job: Job) -> bytes | None:
+        """Rank 0's result (cloudpickle bytes) of a job that succeeded, if it sent one."""
+        return None
+
+    async def diagnose(self, job: Job) -> Diagnosis:
+        """Facts about why a pending job is not running yet."""
+        return Diagnosis()

@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from services.jobs.backends.base import ClusterUsage
+from services.jobs.backends.base import Diagnosis, shortfalls
 from services.jobs.explain import explain
 from services.jobs.models import Job, JobState
 from spawner.resources import Resources
@@ -18,8 +18,8 @@ def job(state=JobState.PENDING, user="alice", workers=2, **extra):
 
 def test_pending_names_missing_resources_and_the_queue():
     ahead = [job(JobState.RUNNING, user="bob", id="b" * 16), job(JobState.PENDING, id="c" * 16)]
-    usage = ClusterUsage(used=Resources(1.5, 0, 0), total=Resources(2, 8 * GI, 0))
-    told = explain(job(), waiting_for=None, usage=usage, ahead=ahead, failing_lines=[])
+    short = shortfalls(job().total, used=Resources(1.5, 0, 0), total=Resources(2, 8 * GI, 0))
+    told = explain(job(), diagnosis=Diagnosis(shortfalls=short), ahead=ahead, failing_lines=[])
     assert told["summary"].startswith("The job is waiting: the cluster does not have enough free CPUs")
     assert "It asks for 2 workers x (0 GPUs, 1 CPU, 1Gi memory)." in told["details"]
     assert "CPUs: needs 2, 0.5 of 2 free." in told["details"]
@@ -31,16 +31,15 @@ def test_pending_names_missing_resources_and_the_queue():
 
 def test_pending_while_the_cluster_starts():
     told = explain(
-        job(), waiting_for="the local Ray cluster to start", usage=None, ahead=[], failing_lines=[]
+        job(), diagnosis=Diagnosis(waiting_for="the local Ray cluster to start"), ahead=[], failing_lines=[]
     )
     assert told["summary"] == "The job is waiting for the local Ray cluster to start."
 
 
 def test_failed_shows_the_reason_and_the_workers_last_lines():
     failed = job(JobState.FAILED, reason="worker 1 exited with code 3", exit_code=3)
-    told = explain(failed, waiting_for=None, usage=None, ahead=[], failing_lines=["[worker-1] boom"])
+    told = explain(failed, diagnosis=None, ahead=[], failing_lines=["[worker-1] boom"])
     assert told["summary"] == "The job failed: worker 1 exited with code 3."
     assert told["details"] == ["[worker-1] boom"]
-    timed_out = explain(job(JobState.FAILED, reason="timeout"), waiting_for=None, usage=None, ahead=[],
-                        failing_lines=[])  # fmt: skip
+    timed_out = explain(job(JobState.FAILED, reason="timeout"), diagnosis=None, ahead=[], failing_lines=[])
     assert timed_out["suggestions"] == ["raise --timeout (it was 60 s) or make the job shorter"]

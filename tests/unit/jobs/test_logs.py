@@ -1,7 +1,7 @@
 import asyncio
 
+from services.jobs.backends.ray.tail import LogTail
 from services.jobs.logs import JobLog
-from services.jobs.tail import LogTail
 
 
 def test_tail_prefixes_complete_lines_and_resumes(tmp_path):

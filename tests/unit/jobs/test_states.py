@@ -1,7 +1,7 @@
 import pytest
 
+from services.jobs.backends.ray.states import from_ray
 from services.jobs.models import JobState
-from services.jobs.states import from_ray
 
 
 @pytest.mark.parametrize(

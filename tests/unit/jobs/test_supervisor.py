@@ -1,11 +1,11 @@
 """The supervisor against a small in-process backend (a real implementation of the interface)."""
 
 import asyncio
-from pathlib import Path
 
-from services.jobs.backends.base import Backend
+from services.jobs.backends.base import Backend, BackendState
 from services.jobs.logs import JobLogs
-from services.jobs.models import Job, JobState, Observation
+from services.jobs.models import Job, JobSpec, JobState, Observation
+from services.jobs.payloads import Payloads
 from services.jobs.store import JobStore
 from services.jobs.supervisor import Supervisor
 from tests.unit.jobs.test_store import spec
@@ -19,9 +19,10 @@ class SlowBackend(Backend):
         self.submitted: list[str] = []
         self.cancelled: list[str] = []
 
-    async def submit(self, job: Job) -> None:
+    async def submit(self, spec: JobSpec) -> BackendState:
         await asyncio.sleep(0.2)
-        self.submitted.append(job.id)
+        self.submitted.append(spec.id)
+        return {}
 
     async def cancel(self, job: Job) -> None:
         self.cancelled.append(job.id)
@@ -29,16 +30,22 @@ class SlowBackend(Backend):
     async def status(self, job: Job) -> Observation:
         return Observation(JobState.RUNNING)
 
-    async def logs(self, job: Job, state_dir: Path, *, final: bool = False) -> list[str]:
+    async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         return []
+
+
+def supervised(tmp_path, store: JobStore, backend: Backend, job_spec: JobSpec) -> tuple[Supervisor, Job]:
+    """A supervisor, and a job accepted the way the service accepts one (payload, then record)."""
+    payloads = Payloads(tmp_path / "jobs")
+    payloads.save(job_spec.id, job_spec.code, job_spec.exports)
+    return Supervisor(store, backend, JobLogs(tmp_path / "jobs"), payloads), store.add(job_spec)
 
 
 def test_a_job_cancelled_while_being_submitted_is_cancelled_on_the_cluster(tmp_path):
     async def scenario():
         store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
         backend = SlowBackend()
-        supervisor = Supervisor(store, backend, JobLogs(tmp_path / "logs"))
-        job = store.add(spec("a" * 16))
+        supervisor, job = supervised(tmp_path, store, backend, spec("a" * 16))
         submitting = asyncio.ensure_future(supervisor.tick())
         await asyncio.sleep(0.05)  # the submission is on its way
         cancelled = await supervisor.cancel(store.get(job.id), by="alice")
@@ -55,8 +62,7 @@ def test_a_job_cancelled_before_submission_never_reaches_the_cluster(tmp_path):
     async def scenario():
         store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
         backend = SlowBackend()
-        supervisor = Supervisor(store, backend, JobLogs(tmp_path / "logs"))
-        job = store.add(spec("b" * 16))
+        supervisor, job = supervised(tmp_path, store, backend, spec("b" * 16))
         await supervisor.cancel(job, by="alice")
         await supervisor.tick()
         assert backend.submitted == [] and backend.cancelled == []

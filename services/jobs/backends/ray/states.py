@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import JobState, Observation
+from ...models import JobState, Observation
 
 
 def from_ray(status: str, launcher: dict[str, Any] | None) -> Observation:

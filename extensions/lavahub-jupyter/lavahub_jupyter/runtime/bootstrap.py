@@ -1,6 +1,6 @@
 """One worker's process: load exported variables, run the cell, send rank 0's result back.
 
-Run as `python -m services.jobs.bootstrap <job dir>`; the cell runs as `__main__`,
+Run as `python -m lavahub_jupyter.runtime.bootstrap <job dir>`; the cell runs as `__main__`,
 so its output, exceptions and exit code are those of a normal Python script.
 """
 
@@ -12,15 +12,17 @@ from pathlib import Path
 
 import cloudpickle
 
+from .contract import CODE_FILE, EXPORTS_FILE, RESULT_FILE
+
 
 def main(job_dir: Path) -> int:
-    namespace: dict[str, object] = {"__name__": "__main__", "__file__": str(job_dir / "code.py")}
-    exports = job_dir / "exports.pkl"
+    namespace: dict[str, object] = {"__name__": "__main__", "__file__": str(job_dir / CODE_FILE)}
+    exports = job_dir / EXPORTS_FILE
     if exports.exists():
         namespace.update(cloudpickle.loads(exports.read_bytes()))
-    code = (job_dir / "code.py").read_text()
-    sys.argv = [str(job_dir / "code.py")]
-    exec(compile(code, str(job_dir / "code.py"), "exec"), namespace)  # the user's own cell, in their job
+    code = (job_dir / CODE_FILE).read_text()
+    sys.argv = [str(job_dir / CODE_FILE)]
+    exec(compile(code, str(job_dir / CODE_FILE), "exec"), namespace)  # the user's own cell, in their job
 
     result = os.environ.get("LAVAHUB_RESULT")
     if result and os.environ.get("RANK", "0") == "0":
@@ -30,9 +32,9 @@ def main(job_dir: Path) -> int:
                 file=sys.stderr,
             )
             return 1
-        partial = job_dir / "result.pkl.tmp"
+        partial = job_dir / (RESULT_FILE + ".tmp")
         partial.write_bytes(cloudpickle.dumps(namespace[result]))
-        partial.replace(job_dir / "result.pkl")
+        partial.replace(job_dir / RESULT_FILE)
     return 0
 
 

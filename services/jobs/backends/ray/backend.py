@@ -24,14 +24,17 @@ from typing import Any
 
 import psutil
 import requests
+from lavahub_jupyter.runtime.contract import RESULT_FILE
+from traitlets import Any as AnyTrait
 from traitlets import Integer, Unicode
 
 from spawner.resources import Resources
 
-from ..models import Job, Observation
-from ..states import from_ray
-from ..tail import LogTail
-from .base import Backend, BackendUnavailable, ClusterUsage
+from ...models import Job, JobSpec, JobState, Observation
+from ..base import Backend, BackendState, BackendUnavailable, Capabilities, Diagnosis, shortfalls
+from .jobdir import STATE_FILE, write_job_dir
+from .states import from_ray
+from .tail import LogTail
 
 SUBMISSION_PREFIX = "lavahub-"
 START_ATTEMPTS = 2  # a raylet that misses its registration on a busy machine gets one more go
@@ -51,22 +54,13 @@ def free_port() -> int:
 
 
 class RayBackend(Backend):
-    address = Unicode(
-        "",
-        config=True,
-        help="Dashboard address of an existing Ray cluster (http://host:8265). Empty: run a local head.",
-    )
-    state_dir = Unicode(config=True, help="Where the local head keeps its token, logs and session files.")
-    port = Integer(6380, config=True, help="GCS port of the local head.")
-    dashboard_port = Integer(
-        8265, config=True, help="Dashboard / Jobs API port of the local head (loopback)."
-    )
-    num_cpus = Integer(0, config=True, help="CPUs the local head offers; 0: all of this machine's.")
-    num_gpus = Integer(0, config=True, help="GPUs the local head offers (from the NVML inventory).")
-    object_store_memory = Integer(
-        256 * 2**20, config=True, help="Object store size of the local head, bytes."
-    )
-    start_timeout = Integer(180, config=True, help="Seconds to wait for a local head's dashboard to answer.")
+    """Jobs as Ray jobs; its settings are the config's `jobs.ray` section (`RayConfig`)."""
+
+    capabilities = Capabilities(frameworks=("python", "pytorch", "ray"), driver_frameworks=frozenset({"ray"}))
+
+    settings = AnyTrait(help="The `jobs.ray` config section (lavahub.config.RayConfig).")
+    state_dir = Unicode(help="Where the local head keeps its token, logs and session files.")
+    num_gpus = Integer(0, help="GPUs the local head offers (from the NVML inventory).")
 
     _ready = False
     _token: str | None = None
@@ -77,6 +71,27 @@ class RayBackend(Backend):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self._tails: dict[str, LogTail] = {}  # one per job being followed: offsets stay in memory
+
+    @classmethod
+    def from_config(cls, config: Any) -> RayBackend:
+        """The backend for a platform config: its `jobs.ray` section and this machine's GPUs."""
+        from spawner.gpus import inventory
+
+        return cls(
+            settings=config.jobs.ray, state_dir=str(config.data_dir / "ray"), num_gpus=len(inventory())
+        )
+
+    @property
+    def address(self) -> str:
+        return self.settings.address or ""
+
+    @property
+    def port(self) -> int:
+        return int(self.settings.port)
+
+    @property
+    def dashboard_port(self) -> int:
+        return int(self.settings.dashboard_port)
 
     # -- connection --------------------------------------------------------------------
     @property
@@ -149,15 +164,15 @@ class RayBackend(Backend):
             f"--port={self.port}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
-            f"--object-store-memory={self.object_store_memory}",
+            f"--object-store-memory={self.settings.object_store_memory}",
             f"--num-gpus={self.num_gpus}",
             f"--temp-dir={temp}",
             # fixed defaults (52365, 10001, ...) would clash with any other Ray on this machine
             *(f"--{option}={free_port()}" for option in OWN_PORTS),
             "--disable-usage-stats",
         ]
-        if self.num_cpus:
-            command.append(f"--num-cpus={self.num_cpus}")
+        if self.settings.num_cpus:
+            command.append(f"--num-cpus={self.settings.num_cpus}")
         self.log.info("Starting a local Ray head: %s", " ".join(command))
         # on a small, busy machine Ray's agents take longer to come up than its defaults allow:
         # the raylet would give up on its dashboard agent and on registering with the GCS
@@ -180,7 +195,7 @@ class RayBackend(Backend):
         else:
             self._waiting_for = "the local Ray cluster, which failed to start (see the service log)"
             raise RuntimeError("ray start failed")
-        deadline = time.monotonic() + self.start_timeout
+        deadline = time.monotonic() + self.settings.start_timeout
         while not await asyncio.to_thread(self._alive):
             if time.monotonic() > deadline:
                 self._waiting_for = "the local Ray cluster, which never answered (see the service log)"
@@ -224,19 +239,18 @@ class RayBackend(Backend):
         return len(ours)
 
     @property
-    def expected_capacity(self) -> Resources | None:
-        """A local head's size is known before it answers: what it is started with."""
-        if self.address:
-            return None
-        return Resources(cpus=float(self.num_cpus or os.cpu_count() or 1), memory=0, gpus=self.num_gpus)
-
-    @property
     def ready(self) -> bool:
         return self._ready
 
-    @property
-    def waiting_for(self) -> str | None:
-        return None if self._ready else self._waiting_for
+    async def capacity(self) -> Resources | None:
+        """The cluster's total; a local head's is known before it answers (what it is started with)."""
+        usage = await self._usage()
+        if usage is not None:
+            return usage[1]
+        if self.address:
+            return None
+        cpus = float(self.settings.num_cpus or os.cpu_count() or 1)
+        return Resources(cpus=cpus, memory=0, gpus=self.num_gpus)
 
     def _client(self) -> Any:
         """One Jobs API client: making one costs an HTTP round-trip (a version check)."""
@@ -249,7 +263,8 @@ class RayBackend(Backend):
         return self._job_client
 
     # -- jobs ------------------------------------------------------------------------
-    async def usage(self) -> ClusterUsage | None:
+    async def _usage(self) -> tuple[Resources, Resources] | None:
+        """(used, total) of the whole cluster, if it answers."""
         if not self._ready:
             return None
         try:
@@ -258,36 +273,61 @@ class RayBackend(Backend):
         except (requests.RequestException, KeyError, ValueError, TypeError):
             return None
         pick = lambda key, i: usage.get(key, [0.0, 0.0])[i]  # noqa: E731
-        return ClusterUsage(
-            used=Resources(pick("CPU", 0), int(pick("memory", 0)), int(pick("GPU", 0))),
-            total=Resources(pick("CPU", 1), int(pick("memory", 1)), int(pick("GPU", 1))),
+        return (
+            Resources(pick("CPU", 0), int(pick("memory", 0)), int(pick("GPU", 0))),
+            Resources(pick("CPU", 1), int(pick("memory", 1)), int(pick("GPU", 1))),
         )
 
-    async def submit(self, job: Job) -> None:
-        # the job directory holds code and spec already; the entrypoint names only that directory
-        entrypoint = shlex.join([sys.executable, "-m", "services.jobs.launcher", job.job_dir])
+    async def diagnose(self, job: Job) -> Diagnosis:
+        if not self._ready:
+            return Diagnosis(waiting_for=self._waiting_for)
+        usage = await self._usage()
+        return Diagnosis(shortfalls=shortfalls(job.total, *usage) if usage else ())
+
+    async def submit(self, spec: JobSpec) -> BackendState:
+        submission_id = SUBMISSION_PREFIX + spec.id
+        await asyncio.to_thread(write_job_dir, spec)
+        # the job directory holds code and spec; the entrypoint names only that directory
+        entrypoint = shlex.join([sys.executable, "-m", "services.jobs.backends.ray.launcher", spec.job_dir])
         try:
             await asyncio.to_thread(
                 self._client().submit_job,
                 entrypoint=entrypoint,
-                submission_id=SUBMISSION_PREFIX + job.id,
+                submission_id=submission_id,
                 entrypoint_num_cpus=0,
                 # the launcher and every process it starts carry the job's id from exec on
-                runtime_env={"env_vars": {"LAVAHUB_JOB_ID": job.id}},
-                metadata={"lavahub_user": job.user, "lavahub_project": job.project, "lavahub_name": job.name},
+                runtime_env={"env_vars": {"LAVAHUB_JOB_ID": spec.id}},
+                metadata={
+                    "lavahub_user": spec.user,
+                    "lavahub_project": spec.project,
+                    "lavahub_name": spec.name,
+                },
             )
         except RuntimeError as e:
             # a new cluster answers before its job agent is up ("No available agent ... try again later")
             if "status code 5" in str(e) or "try again" in str(e):
                 raise BackendUnavailable(str(e)) from e
             raise
+        return {"submission_id": submission_id}
+
+    def _submission(self, job: Job) -> str:
+        return str(job.backend_state.get("submission_id") or SUBMISSION_PREFIX + job.id)
 
     async def cancel(self, job: Job) -> None:
-        await asyncio.to_thread(self._client().stop_job, SUBMISSION_PREFIX + job.id)
+        try:
+            await asyncio.to_thread(self._client().stop_job, self._submission(job))
+        except RuntimeError as e:
+            if "does not exist" not in str(e):
+                raise
 
     async def status(self, job: Job) -> Observation:
-        status = await asyncio.to_thread(self._client().get_job_status, SUBMISSION_PREFIX + job.id)
-        state_file = Path(job.job_dir) / "state.json"
+        try:
+            status = await asyncio.to_thread(self._client().get_job_status, self._submission(job))
+        except RuntimeError as e:
+            if "does not exist" not in str(e):
+                raise
+            return Observation(JobState.FAILED, reason="the Ray cluster does not know this job")
+        state_file = Path(job.job_dir) / STATE_FILE
         launcher = None
         if state_file.exists():
             try:
@@ -296,12 +336,21 @@ class RayBackend(Backend):
                 launcher = None  # being rewritten; read it next time
         return from_ray(str(status.value if hasattr(status, "value") else status), launcher)
 
-    async def logs(self, job: Job, state_dir: Path, *, final: bool = False) -> list[str]:
+    async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         tail = self._tails.get(job.id)
         if tail is None:
-            tail = self._tails[job.id] = LogTail(Path(job.job_dir) / "logs", state_dir / "positions.json")
+            positions = Path(self.state_dir) / "log-positions" / f"{job.id}.json"
+            positions.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tail = self._tails[job.id] = LogTail(Path(job.job_dir) / "logs", positions)
         try:
             return await asyncio.to_thread(tail.read, final=final)
         finally:
             if final:
                 del self._tails[job.id]
+
+    async def result(self, job: Job) -> bytes | None:
+        path = Path(job.job_dir) / RESULT_FILE
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None

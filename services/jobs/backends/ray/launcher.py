@@ -1,6 +1,6 @@
 """The Ray job entrypoint: reserve every worker at once, then run the cell on each.
 
-Run as `python -m services.jobs.launcher <job dir>` by Ray's job supervisor.
+Run as `python -m services.jobs.backends.ray.launcher <job dir>` by Ray's job supervisor.
 It reports to the service through `<job dir>/state.json` (placed, exit code,
 reason) and never prints the user's output itself: each worker writes its own
 `logs/worker-N.log`, which the service follows.
@@ -21,14 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from lavahub_jupyter.runtime.contract import contract_env
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from services.jobs.backends.ray.jobdir import SPEC_FILE, STATE_FILE
+
 PR_SET_PDEATHSIG = 1
+WORKER = [sys.executable, "-m", "lavahub_jupyter.runtime.bootstrap"]
 
 
 def write_state(job_dir: Path, **state: Any) -> None:
-    path = job_dir / "state.json"
+    path = job_dir / STATE_FILE
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(state)
     partial = path.with_suffix(".tmp")
@@ -61,7 +65,7 @@ def run_worker(job_dir: str, rank: int, env: dict[str, str], cwd: str) -> int:
     environment = {**os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids)}
     with open(Path(job_dir) / "logs" / f"worker-{rank}.log", "ab", buffering=0) as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.jobs.bootstrap", job_dir],
+            [*WORKER, job_dir],
             cwd=cwd,
             env=environment,
             stdout=out,
@@ -72,22 +76,21 @@ def run_worker(job_dir: str, rank: int, env: dict[str, str], cwd: str) -> int:
         return process.wait()
 
 
-def contract_env(
-    spec: dict[str, Any], rank: int, world: int, local_rank: int, master: tuple[str, int]
+def worker_env(
+    job_dir: Path, spec: dict[str, Any], rank: int, world: int, local_rank: int, master: tuple[str, int]
 ) -> dict[str, str]:
-    """The job execution contract: the same names on every backend."""
-    return {
-        **spec["env"],
-        "LAVAHUB_JOB_ID": spec["id"],
-        "LAVAHUB_JOB_DIR": str(spec["job_dir"]),
-        "RANK": str(rank),
-        "WORLD_SIZE": str(world),
-        "LOCAL_RANK": str(local_rank),
-        "MASTER_ADDR": master[0],
-        "MASTER_PORT": str(master[1]),
-        "PYTHONUNBUFFERED": "1",
-        **({"LAVAHUB_RESULT": spec["result"]} if spec.get("result") else {}),
-    }
+    """The job execution contract's variables for one worker of this job."""
+    return contract_env(
+        job_id=spec["id"],
+        job_dir=str(job_dir),
+        rank=rank,
+        world_size=world,
+        local_rank=local_rank,
+        master_addr=master[0],
+        master_port=master[1],
+        env=spec["env"],
+        result=spec.get("result"),
+    )
 
 
 def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
@@ -120,7 +123,10 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
             num_gpus=spec["gpus"],
             memory=spec["memory"] or None,
         ).remote(
-            str(job_dir), rank, contract_env(spec, rank, workers, local_ranks[rank], master), spec["cwd"]
+            str(job_dir),
+            rank,
+            worker_env(job_dir, spec, rank, workers, local_ranks[rank], master),
+            spec["cwd"],
         ): rank
         for rank in range(workers)
     }
@@ -149,11 +155,11 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
 def run_ray_driver(job_dir: Path, spec: dict[str, Any]) -> int:
     """framework=ray: one driver process that connects to this cluster and fans out itself."""
     write_state(job_dir, placed=True)
-    env = {**os.environ, **contract_env(spec, 0, 1, 0, ("127.0.0.1", 0))}
+    env = {**os.environ, **worker_env(job_dir, spec, 0, 1, 0, ("127.0.0.1", 0))}
     env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     with open(job_dir / "logs" / "worker-0.log", "ab", buffering=0) as out:
         code = subprocess.call(
-            [sys.executable, "-m", "services.jobs.bootstrap", str(job_dir)],
+            [*WORKER, str(job_dir)],
             cwd=spec["cwd"],
             env=env,
             stdout=out,
@@ -170,8 +176,7 @@ def run_ray_driver(job_dir: Path, spec: dict[str, Any]) -> int:
 
 def main(argv: list[str]) -> int:
     job_dir = Path(argv[1])
-    spec = json.loads((job_dir / "spec.json").read_text())
-    spec["job_dir"] = job_dir
+    spec = json.loads((job_dir / SPEC_FILE).read_text())
     (job_dir / "logs").mkdir(exist_ok=True)
 
     def cancelled(signum: int, frame: Any) -> None:

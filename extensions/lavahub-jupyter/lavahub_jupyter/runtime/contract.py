@@ -1,0 +1,62 @@
+"""The job execution contract: the environment every worker of every backend gets.
+
+The names are the same on one machine and on a cluster, so code written for
+`torch.distributed` (or plain `RANK` / `WORLD_SIZE`) runs unchanged on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# set by lavahub for every worker; a job's own `env` may not override them
+RESERVED_ENV = frozenset(
+    {
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+        "HOME",
+        "USER",
+        "PYTHONUNBUFFERED",
+    }
+)
+RESERVED_ENV_PREFIXES = ("LAVAHUB_", "JUPYTERHUB_", "RAY_")
+
+CODE_FILE = "code.py"
+EXPORTS_FILE = "exports.pkl"
+RESULT_FILE = "result.pkl"
+
+
+def is_reserved(name: str) -> bool:
+    return name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES)
+
+
+def contract_env(
+    *,
+    job_id: str,
+    job_dir: str,
+    rank: int,
+    world_size: int,
+    local_rank: int,
+    master_addr: str,
+    master_port: int,
+    env: Mapping[str, str] = {},
+    result: str | None = None,
+) -> dict[str, str]:
+    """One worker's contract variables, over the template's and the job's own `env`."""
+    return {
+        **env,
+        "LAVAHUB_JOB_ID": job_id,
+        "LAVAHUB_JOB_DIR": job_dir,
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world_size),
+        "LOCAL_RANK": str(local_rank),
+        "MASTER_ADDR": master_addr,
+        "MASTER_PORT": str(master_port),
+        "PYTHONUNBUFFERED": "1",
+        **({"LAVAHUB_RESULT": result} if result else {}),
+    }

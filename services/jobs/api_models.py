@@ -1,0 +1,134 @@
+"""The jobs API's contract: one typed model per request and response body.
+
+The service writes its JSON through these models, `openapi.py` generates the
+document served at `api/openapi.json` from them, and the notebook client and the
+lab extension are checked against (or generated from) that document. No other
+module spells the job's JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spawner.resources import format_memory
+
+from . import models
+
+State = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+Framework = Literal["python", "pytorch", "mpi", "ray"]
+
+
+class Submission(BaseModel):
+    """The body of `POST jobs`: a cell and how to run it. Only `code` is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="The cell's Python source; every worker runs it as a script.")
+    workers: int | None = Field(None, ge=1, description="Processes that run the cell together (a gang).")
+    framework: Framework | None = Field(None, description="How the workers are wired together.")
+    gpus: int | None = Field(None, ge=0, description="GPUs per worker (default: the template's).")
+    cpus: float | None = Field(None, gt=0, description="CPUs per worker (default: the template's).")
+    memory: str | int | None = Field(None, description="Memory per worker, such as 8Gi.")
+    project: str | None = Field(None, description="The project it counts against (default: the first).")
+    template: str | None = Field(None, description="The image template (default: the project's first).")
+    name: str | None = Field(None, description="A label for the job.")
+    timeout: int | None = Field(None, ge=1, description="Seconds it may run before it fails with `timeout`.")
+    env: dict[str, str] | None = Field(None, description="Extra environment variables for every worker.")
+    cwd: str | None = Field(None, description="The notebook's directory: where every worker starts.")
+    exports: str | None = Field(
+        None, description="Notebook variables for every worker: base64 of a cloudpickled dict."
+    )
+    result: str | None = Field(None, description="A variable of rank 0 to send back when it succeeds.")
+
+
+class Resources(BaseModel):
+    cpus: float = Field(description="CPUs per worker.")
+    memory: str = Field(description="Memory per worker, such as 2Gi.")
+    gpus: int = Field(description="GPUs per worker.")
+
+
+class Job(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    name: str
+    user: str
+    project: str
+    template: str
+    framework: str
+    workers: int
+    resources: Resources
+    state: State
+    reason: str | None = Field(description="Why it is in this state (failed, cancelled), in words.")
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    exit_code: int | None
+    timeout: int
+
+    @classmethod
+    def of(cls, job: models.Job) -> Job:
+        r = job.resources
+        return cls(
+            id=job.id,
+            name=job.name,
+            user=job.user,
+            project=job.project,
+            template=job.template,
+            framework=job.framework,
+            workers=job.workers,
+            resources=Resources(cpus=r.cpus, memory=format_memory(r.memory), gpus=r.gpus),
+            state=job.state.value,  # type: ignore[arg-type]
+            reason=job.reason,
+            created=job.created,
+            started=job.started,
+            finished=job.finished,
+            exit_code=job.exit_code,
+            timeout=job.timeout,
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class Explanation(BaseModel):
+    """Why a job is waiting, or why it failed, in plain words."""
+
+    state: State
+    summary: str
+    details: list[str]
+    suggestions: list[str]
+
+
+class Result(BaseModel):
+    result: str = Field(description="Rank 0's `result` variable: base64 of its cloudpickle.")
+
+
+class Error(BaseModel):
+    """Every error: what went wrong, a hint what to do, and the request field at fault."""
+
+    error: str
+    hint: str | None = None
+    field: str | None = None
+
+
+class ServiceInfo(BaseModel):
+    service: str
+    api: str
+    openapi: str
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    Submission,
+    Resources,
+    Job,
+    JobList,
+    Explanation,
+    Result,
+    Error,
+    ServiceInfo,
+)
