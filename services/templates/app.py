@@ -19,8 +19,8 @@ from spawner.store import TemplateStore
 from spawner.templates import Template, template_from_dict
 
 from ..api import ApiError, JsonApiHandler, NotFoundHandler, hub_get
+from . import policy
 
-ADMIN_SCOPE = "custom:templates:admin"
 SLUG = r"/templates/([a-z0-9][a-z0-9-]{0,62})"
 
 
@@ -44,19 +44,6 @@ class Context:
         return counts
 
 
-def is_template_admin(user: dict[str, Any]) -> bool:
-    """Hub admins, and holders of custom:templates:admin, change templates."""
-    return bool(user.get("admin")) or ADMIN_SCOPE in user.get("scopes", [])
-
-
-def visible_to(template: Template, user: dict[str, Any]) -> bool:
-    """Admins see every template; others the enabled ones of their projects."""
-    if is_template_admin(user):
-        return True
-    groups = set(user.get("groups", []))
-    return template.enabled and (not template.projects or bool(groups & set(template.projects)))
-
-
 def shown(template: Template) -> dict[str, Any]:
     return {**template.to_dict(), "version": template.version}
 
@@ -70,22 +57,15 @@ class Handler(JsonApiHandler):
 
     @property
     def is_admin(self) -> bool:
-        return is_template_admin(self.user_model)
+        return policy.may_write(self.user_model)
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise ApiError(
-                403,
-                "Only admins change templates.",
-                hint=f"ask an admin, or for the scope {ADMIN_SCOPE}",
-            )
-
-    def visible(self, template: Template) -> bool:
-        return visible_to(template, self.user_model)
+            raise ApiError(403, policy.WRITE_REFUSED, hint=policy.WRITE_REFUSED_HINT)
 
     def existing(self, slug: str) -> Template:
-        template = self.ctx.store.get(slug)
-        if template is None or not self.visible(template):
+        template = policy.find(self.ctx.store, slug, self.user_model)
+        if template is None:
             raise ApiError(404, f"No template {slug!r}.", hint="GET templates lists the ones you can use")
         return template
 
@@ -102,7 +82,7 @@ class Handler(JsonApiHandler):
 
 class TemplatesHandler(Handler):
     async def get(self) -> None:
-        templates = [t for t in self.ctx.store.list() if self.visible(t)]
+        templates = policy.visible(self.ctx.store.list(), self.user_model)
         body: dict[str, Any] = {"templates": [shown(t) for t in templates]}
         if self.is_admin:
             usage = await self.ctx.usage()

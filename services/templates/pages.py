@@ -17,7 +17,8 @@ from tornado import web
 from spawner.errors import PublicError
 from spawner.templates import Template, template_from_dict
 
-from .app import Context, error_field, is_template_admin, visible_to
+from . import policy
+from .app import Context, error_field
 
 # form field -> how a template holds it
 NUMBERS = ("cpus", "gpus", "max_cpus", "max_gpus")
@@ -37,11 +38,11 @@ class Page(HubOAuthenticated, web.RequestHandler):
 
     @property
     def is_admin(self) -> bool:
-        return is_template_admin(self.current_user or {})
+        return policy.may_write(self.current_user or {})
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise web.HTTPError(403, "Only admins change templates.")
+            raise web.HTTPError(403, policy.WRITE_REFUSED)
 
     def page(self, title: str, body: str) -> None:
         base = self.settings["prefix"]
@@ -65,7 +66,7 @@ class Page(HubOAuthenticated, web.RequestHandler):
 class ListPage(Page):
     @web.authenticated
     async def get(self) -> None:
-        templates = [t for t in self.ctx.store.list() if visible_to(t, self.current_user)]
+        templates = policy.visible(self.ctx.store.list(), self.current_user)
         usage = await self.ctx.usage() if self.is_admin else {}
         base = self.settings["prefix"]
         rows = []
