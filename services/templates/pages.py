@@ -18,7 +18,8 @@ from spawner.errors import PublicError
 from spawner.templates import Template, template_from_dict
 
 from . import policy
-from .app import Context, error_field
+from .api import error_field
+from .context import Context
 
 # form field -> how a template holds it
 NUMBERS = ("cpus", "gpus", "max_cpus", "max_gpus")
@@ -249,18 +250,3 @@ def _field(message: str | None) -> str | None:
     """The form field an error is about: `projects[0]` is the `projects` field."""
     field = error_field(message or "")
     return field.split("[", 1)[0].split(".", 1)[0] if field else None
-
-
-SLUG = r"([a-z0-9][a-z0-9-]{0,62})"
-
-
-def page_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
-    base = prefix.rstrip("/")
-    return [
-        (base + "/?", ListPage),
-        (base + "/new", EditPage),
-        (base + "/edit/" + SLUG, EditPage),
-        (base + "/toggle/" + SLUG, TogglePage),
-        (base + "/history/" + SLUG, HistoryPage),
-        (base + "/rollback/" + SLUG, RollbackPage),
-    ]
