@@ -1,8 +1,7 @@
-"""The `templates` service's API: the image-template catalogue over the template store.
+"""The `templates` service's API: the image-template catalogue over the template store, as JSON.
 
-Anyone may list the templates of their projects; changing them needs a hub admin or
-the custom scope `custom:templates:admin` (grantable to a group). Validation is the
-config's own (`template_from_dict`), so an error names the field the same way.
+Who may see and change what is `policy`'s. Validation is the config's own
+(`Context.validated`); its `PublicError` answers 400 with the field it names.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any
 from tornado import web
 
 from spawner.errors import PublicError
-from spawner.templates import Template, template_from_dict
+from spawner.templates import Template
 
 from ..api import ApiError, JsonApiHandler
 from . import policy
@@ -46,12 +45,6 @@ class Handler(JsonApiHandler):
             raise ApiError(404, f"No template {slug!r}.", hint="GET templates lists the ones you can use")
         return template
 
-    async def validated(self, data: Any, path: str = "template") -> Template:
-        try:
-            return template_from_dict(data, path, known_projects=await self.ctx.projects())
-        except PublicError as e:
-            raise ApiError(400, e.message, hint=e.hint, field=error_field(e.message)) from None
-
     @property
     def author(self) -> str:
         return str(self.user_model["name"])
@@ -68,7 +61,7 @@ class TemplatesHandler(Handler):
 
     async def post(self) -> None:
         self.require_admin()
-        template = await self.validated(self.body_json())
+        template = await self.ctx.validated(self.body_json())
         if self.ctx.store.get(template.slug) is not None:
             raise ApiError(
                 409, f"Template {template.slug!r} exists.", hint="PUT or PATCH templates/<slug> changes it",
@@ -87,7 +80,7 @@ class TemplateHandler(Handler):
         body = self.body_json()
         if isinstance(body, dict) and body.setdefault("slug", slug) != slug:
             raise ApiError(400, "A template's slug cannot change.", hint=f"use {slug!r}", field="slug")
-        self.write_json(shown(self.ctx.store.put(await self.validated(body), self.author)))
+        self.write_json(shown(self.ctx.store.put(await self.ctx.validated(body), self.author)))
 
     async def patch(self, slug: str) -> None:
         self.require_admin()
@@ -97,7 +90,7 @@ class TemplateHandler(Handler):
             raise ApiError(400, "A PATCH body is an object of the fields to change.")
         if body.get("slug", slug) != slug:
             raise ApiError(400, "A template's slug cannot change.", hint=f"use {slug!r}", field="slug")
-        template = await self.validated({**current.to_dict(), **body})
+        template = await self.ctx.validated({**current.to_dict(), **body})
         self.write_json(shown(self.ctx.store.put(template, self.author)))
 
     async def delete(self, slug: str) -> None:
@@ -150,9 +143,3 @@ class ApiRootHandler(web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         api = self.settings["prefix"].rstrip("/") + "/api/"
         self.finish(json.dumps({"service": "lavahub templates", "api": api, "page": self.settings["prefix"]}))
-
-
-def error_field(message: str) -> str | None:
-    """`template.max_gpus: ...` -> `max_gpus` (the error's own field path)."""
-    head = message.split(":", 1)[0]
-    return head.split(".", 1)[1] if head.startswith("template.") else None

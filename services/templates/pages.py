@@ -15,10 +15,9 @@ from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
 from spawner.errors import PublicError
-from spawner.templates import Template, template_from_dict
+from spawner.templates import Template
 
 from . import policy
-from .api import error_field
 from .context import Context
 
 # form field -> how a template holds it
@@ -119,12 +118,12 @@ class EditPage(Page):
         data = {**(current.to_dict() if current else {}), **_parsed(values)}
         data["enabled"] = self.get_body_argument("enabled", "") == "on"
         try:
-            template = template_from_dict(data, "template", known_projects=await self.ctx.projects())
+            template = await self.ctx.validated(data)
             if slug is None and self.ctx.store.get(template.slug) is not None:
-                raise PublicError(f"template.slug: {template.slug!r} exists already")
+                raise PublicError(f"template.slug: {template.slug!r} exists already", field="slug")
         except PublicError as e:
             self.set_status(400)
-            self.form(slug, {**values, "enabled": data["enabled"]}, e.message)
+            self.form(slug, {**values, "enabled": data["enabled"]}, e)
             return
         self.ctx.store.put(template, str(self.current_user["name"]))
         self.redirect(self.settings["prefix"])
@@ -137,15 +136,15 @@ class EditPage(Page):
             raise web.HTTPError(404, f"No template {slug!r}.")
         return template
 
-    def form(self, slug: str | None, values: dict[str, Any], error: str | None) -> None:
-        field = _field(error) if error else None
+    def form(self, slug: str | None, values: dict[str, Any], error: PublicError | None) -> None:
+        field = _form_field(error.field) if error else None
         inputs = []
         for key in FIELDS:
             if key == "slug" and slug is not None:
                 continue
             message = (
-                f'<span class="help-block lavahub-error" id="error-{key}">{escape(error or "")}</span>'
-                if key == field
+                f'<span class="help-block lavahub-error" id="error-{key}">{escape(error.message)}</span>'
+                if error and key == field
                 else ""
             )
             inputs.append(
@@ -155,7 +154,7 @@ class EditPage(Page):
                 f"{message}</div>"
             )
         if error and field not in FIELDS:
-            inputs.insert(0, f'<p class="lavahub-error">{escape(error)}</p>')
+            inputs.insert(0, f'<p class="lavahub-error">{escape(error.message)}</p>')
         checked = " checked" if values.get("enabled", True) else ""
         action = self.settings["prefix"] + (f"edit/{slug}" if slug else "new")
         self.page(
@@ -246,7 +245,6 @@ def _parsed(values: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def _field(message: str | None) -> str | None:
-    """The form field an error is about: `projects[0]` is the `projects` field."""
-    field = error_field(message or "")
+def _form_field(field: str | None) -> str | None:
+    """The form field an error's field is in: `projects[0]` is in `projects`."""
     return field.split("[", 1)[0].split(".", 1)[0] if field else None
