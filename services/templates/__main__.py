@@ -13,7 +13,8 @@ from spawner.base import template_store
 from spawner.config import load_config
 
 from ..api import run_service, until_terminated
-from .app import Context, make_app
+from .app import make_app
+from .context import Context
 
 
 async def serve() -> None:

@@ -1,222 +1,38 @@
-"""The `templates` service's API: the image-template catalogue over the template store.
+"""The templates service's tornado application: its routes, the API's and the pages'.
 
-Anyone may list the templates of their projects; changing them needs a hub admin or
-the custom scope `custom:templates:admin` (grantable to a group). Validation is the
-config's own (`template_from_dict`), so an error names the field the same way.
+`api` answers JSON to hub tokens, `pages` serves the browser through the hub's OAuth;
+both decide who may do what through `policy` and share a `context.Context`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
-from typing import Any
-
-from jupyterhub.services.auth import HubAuth
+from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
-from spawner.errors import PublicError
-from spawner.store import TemplateStore
-from spawner.templates import Template, template_from_dict
+from ..api import NotFoundHandler
+from . import api, pages
+from .context import Context
 
-from ..api import ApiError, JsonApiHandler, NotFoundHandler, hub_get
-
-ADMIN_SCOPE = "custom:templates:admin"
-SLUG = r"/templates/([a-z0-9][a-z0-9-]{0,62})"
-
-
-class Context:
-    def __init__(self, store: TemplateStore, hub_auth: HubAuth):  # a HubOAuth, for the pages
-        self.store = store
-        self.hub_auth = hub_auth
-
-    async def projects(self) -> set[str]:
-        """The hub's groups: the projects a template may be restricted to."""
-        return {group["name"] for group in await hub_get(self.hub_auth, "/groups")}
-
-    async def usage(self) -> dict[str, int]:
-        """Running (or starting) workspaces per template, from the hub's server models."""
-        counts: dict[str, int] = {}
-        for user in await hub_get(self.hub_auth, "/users?state=active"):
-            for server in (user.get("servers") or {}).values():
-                slug = (server.get("user_options") or {}).get("template")
-                if slug and (server.get("ready") or server.get("pending")):
-                    counts[slug] = counts.get(slug, 0) + 1
-        return counts
-
-
-def is_template_admin(user: dict[str, Any]) -> bool:
-    """Hub admins, and holders of custom:templates:admin, change templates."""
-    return bool(user.get("admin")) or ADMIN_SCOPE in user.get("scopes", [])
-
-
-def visible_to(template: Template, user: dict[str, Any]) -> bool:
-    """Admins see every template; others the enabled ones of their projects."""
-    if is_template_admin(user):
-        return True
-    groups = set(user.get("groups", []))
-    return template.enabled and (not template.projects or bool(groups & set(template.projects)))
-
-
-def shown(template: Template) -> dict[str, Any]:
-    return {**template.to_dict(), "version": template.version}
-
-
-class Handler(JsonApiHandler):
-    service = "templates"
-
-    @property
-    def ctx(self) -> Context:
-        return self.settings["ctx"]
-
-    @property
-    def is_admin(self) -> bool:
-        return is_template_admin(self.user_model)
-
-    def require_admin(self) -> None:
-        if not self.is_admin:
-            raise ApiError(
-                403,
-                "Only admins change templates.",
-                hint=f"ask an admin, or for the scope {ADMIN_SCOPE}",
-            )
-
-    def visible(self, template: Template) -> bool:
-        return visible_to(template, self.user_model)
-
-    def existing(self, slug: str) -> Template:
-        template = self.ctx.store.get(slug)
-        if template is None or not self.visible(template):
-            raise ApiError(404, f"No template {slug!r}.", hint="GET templates lists the ones you can use")
-        return template
-
-    async def validated(self, data: Any, path: str = "template") -> Template:
-        try:
-            return template_from_dict(data, path, known_projects=await self.ctx.projects())
-        except PublicError as e:
-            raise ApiError(400, e.message, hint=e.hint, field=error_field(e.message)) from None
-
-    @property
-    def author(self) -> str:
-        return str(self.user_model["name"])
-
-
-class TemplatesHandler(Handler):
-    async def get(self) -> None:
-        templates = [t for t in self.ctx.store.list() if self.visible(t)]
-        body: dict[str, Any] = {"templates": [shown(t) for t in templates]}
-        if self.is_admin:
-            usage = await self.ctx.usage()
-            body["usage"] = {t.slug: usage.get(t.slug, 0) for t in templates}
-        self.write_json(body)
-
-    async def post(self) -> None:
-        self.require_admin()
-        template = await self.validated(self.body_json())
-        if self.ctx.store.get(template.slug) is not None:
-            raise ApiError(
-                409, f"Template {template.slug!r} exists.", hint="PUT or PATCH templates/<slug> changes it",
-                field="slug",
-            )  # fmt: skip
-        self.write_json(shown(self.ctx.store.put(template, self.author)), 201)
-
-
-class TemplateHandler(Handler):
-    async def get(self, slug: str) -> None:
-        self.write_json(shown(self.existing(slug)))
-
-    async def put(self, slug: str) -> None:
-        self.require_admin()
-        self.existing(slug)
-        body = self.body_json()
-        if isinstance(body, dict) and body.setdefault("slug", slug) != slug:
-            raise ApiError(400, "A template's slug cannot change.", hint=f"use {slug!r}", field="slug")
-        self.write_json(shown(self.ctx.store.put(await self.validated(body), self.author)))
-
-    async def patch(self, slug: str) -> None:
-        self.require_admin()
-        current = self.existing(slug)
-        body = self.body_json()
-        if not isinstance(body, dict):
-            raise ApiError(400, "A PATCH body is an object of the fields to change.")
-        if body.get("slug", slug) != slug:
-            raise ApiError(400, "A template's slug cannot change.", hint=f"use {slug!r}", field="slug")
-        template = await self.validated({**current.to_dict(), **body})
-        self.write_json(shown(self.ctx.store.put(template, self.author)))
-
-    async def delete(self, slug: str) -> None:
-        """Delete; a template running workspaces use is disabled instead, and the answer says so."""
-        self.require_admin()
-        current = self.existing(slug)
-        in_use = (await self.ctx.usage()).get(slug, 0)
-        if in_use:
-            disabled = self.ctx.store.put(replace(current, enabled=False), self.author)
-            self.write_json({
-                **shown(disabled),
-                "deleted": False,
-                "message": f"Template {slug!r} is used by {in_use} running workspace(s): it is disabled "
-                "instead, so no new workspace starts from it. Delete it once they have stopped.",
-            })  # fmt: skip
-            return
-        self.ctx.store.delete(slug)
-        self.set_status(204)
-        self.finish()
-
-
-class HistoryHandler(Handler):
-    async def get(self, slug: str) -> None:
-        self.require_admin()
-        self.existing(slug)
-        self.write_json({"slug": slug, "versions": self.ctx.store.history(slug)})
-
-
-class RollbackHandler(Handler):
-    async def post(self, slug: str) -> None:
-        self.require_admin()
-        self.existing(slug)
-        body = self.body_json()
-        version = body.get("version") if isinstance(body, dict) else None
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ApiError(400, 'Say which version to restore: {"version": N}.', field="version")
-        try:
-            restored = self.ctx.store.rollback(slug, version, self.author)
-        except PublicError as e:
-            raise ApiError(
-                404 if e.field == "version" else 400, e.message, hint=e.hint, field=e.field
-            ) from None
-        self.write_json(shown(restored))
-
-
-class ApiRootHandler(web.RequestHandler):
-    """What this API is; the service's own URL is the admin page."""
-
-    def get(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        api = self.settings["prefix"].rstrip("/") + "/api/"
-        self.finish(json.dumps({"service": "lavahub templates", "api": api, "page": self.settings["prefix"]}))
-
-
-def error_field(message: str) -> str | None:
-    """`template.max_gpus: ...` -> `max_gpus` (the error's own field path)."""
-    head = message.split(":", 1)[0]
-    return head.split(".", 1)[1] if head.startswith("template.") else None
+SLUG = r"([a-z0-9][a-z0-9-]{0,62})"
 
 
 def make_app(ctx: Context, prefix: str, cookie_secret: bytes) -> web.Application:
-    from jupyterhub.services.auth import HubOAuthCallbackHandler
-
-    from .pages import page_routes
-
-    api = prefix.rstrip("/") + "/api"
+    base = prefix.rstrip("/")
     return web.Application(
         [
-            *page_routes(prefix),
-            (prefix.rstrip("/") + "/oauth_callback", HubOAuthCallbackHandler),
-            (api + "/?", ApiRootHandler),
-            (api + "/templates", TemplatesHandler),
-            (api + SLUG, TemplateHandler),
-            (api + SLUG + "/history", HistoryHandler),
-            (api + SLUG + "/rollback", RollbackHandler),
-            (prefix.rstrip("/") + r"/.*", NotFoundHandler),
+            (base + "/?", pages.ListPage),
+            (base + "/new", pages.EditPage),
+            (base + "/edit/" + SLUG, pages.EditPage),
+            (base + "/toggle/" + SLUG, pages.TogglePage),
+            (base + "/history/" + SLUG, pages.HistoryPage),
+            (base + "/rollback/" + SLUG, pages.RollbackPage),
+            (base + "/oauth_callback", HubOAuthCallbackHandler),
+            (base + "/api/?", api.ApiRootHandler),
+            (base + "/api/templates", api.TemplatesHandler),
+            (base + "/api/templates/" + SLUG, api.TemplateHandler),
+            (base + "/api/templates/" + SLUG + "/history", api.HistoryHandler),
+            (base + "/api/templates/" + SLUG + "/rollback", api.RollbackHandler),
+            (base + r"/.*", NotFoundHandler),
         ],
         ctx=ctx,
         hub_auth=ctx.hub_auth,

@@ -1,29 +1,42 @@
-"""The templates service's admin page: the catalogue in the browser, signed in through the hub.
+"""The templates service's pages: the catalogue in the browser, signed in through the hub.
 
-Server-rendered, styled with the hub's own stylesheet, every form XSRF-protected.
-Admins (and holders of custom:templates:admin) create, edit, enable, disable and roll
-back; everyone else sees the templates of their projects. Validation is the API's.
+Rendered from the Jinja files in `html/` (autoescaped, extending `base.html`, which
+links the hub's own stylesheet), every form XSRF-protected. Writers (`policy`) create,
+edit, enable, disable and roll back; everyone else sees the templates of their
+projects. Validation is the API's (`Context.validated`); an invalid value comes back
+next to its field, with what was typed kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from html import escape
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from jupyterhub.services.auth import HubOAuthenticated
+from markupsafe import Markup
 from tornado import web
 
 from spawner.errors import PublicError
-from spawner.templates import Template, template_from_dict
+from spawner.templates import Template
 
-from .app import Context, error_field, is_template_admin, visible_to
+from . import policy
+from .context import Context
 
 # form field -> how a template holds it
 NUMBERS = ("cpus", "gpus", "max_cpus", "max_gpus")
 LISTS = ("gpu_types", "projects")
 FIELDS = ("slug", "display_name", "description", "image", "cpus", "memory", "gpus", "max_cpus",
           "max_memory", "max_gpus", "gpu_types", "projects")  # fmt: skip
+
+HTML = Environment(
+    loader=PackageLoader(__package__, "html"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+HTML.filters["repr"] = repr
 
 
 class Page(HubOAuthenticated, web.RequestHandler):
@@ -37,64 +50,45 @@ class Page(HubOAuthenticated, web.RequestHandler):
 
     @property
     def is_admin(self) -> bool:
-        return is_template_admin(self.current_user or {})
+        return policy.may_write(self.current_user or {})
+
+    @property
+    def author(self) -> str:
+        return str(self.current_user["name"])
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise web.HTTPError(403, "Only admins change templates.")
+            raise web.HTTPError(403, policy.WRITE_REFUSED)
 
-    def page(self, title: str, body: str) -> None:
-        base = self.settings["prefix"]
-        self.finish(f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{escape(title)} - lavahub</title>
-<link rel="stylesheet" href="/hub/static/css/style.min.css">
-<style>.lavahub-error{{color:#a94442}} td,th{{padding:4px 10px}}
-.lavahub-diff{{font-family:monospace}}</style>
-</head><body><div class="container" style="margin-top:20px">
-<p><a href="/hub/home">Home</a> &middot; <a href="{base}">Templates</a></p>
-<h1>{escape(title)}</h1>{body}</div></body></html>""")
+    def existing(self, slug: str) -> Template:
+        template = policy.find(self.ctx.store, slug, self.current_user or {})
+        if template is None:
+            raise web.HTTPError(404, f"No template {slug!r}.")
+        return template
+
+    def render_page(self, name: str, title: str, **values: Any) -> None:
+        """`html/<name>` with what every page may use: its title, the prefix, and `xsrf()`, a
+        form's hidden XSRF field (tornado's own markup; made, and its cookie set, only where used)."""
+        page = HTML.get_template(name)
+        xsrf = lambda: Markup(self.xsrf_form_html())  # noqa: E731
+        self.finish(page.render(title=title, prefix=self.settings["prefix"], xsrf=xsrf, **values))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
         message = (
             error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
         )
-        self.page(f"{status_code}", f"<p>{escape(str(message))}</p>")
+        self.render_page("error.html", str(status_code), message=str(message))
 
 
 class ListPage(Page):
     @web.authenticated
     async def get(self) -> None:
-        templates = [t for t in self.ctx.store.list() if visible_to(t, self.current_user)]
+        templates = policy.visible(self.ctx.store.list(), self.current_user)
         usage = await self.ctx.usage() if self.is_admin else {}
-        base = self.settings["prefix"]
-        rows = []
-        for t in templates:
-            actions = ""
-            if self.is_admin:
-                toggle = "Disable" if t.enabled else "Enable"
-                actions = (
-                    f'<a class="btn btn-xs btn-default" href="{base}edit/{t.slug}">Edit</a> '
-                    f'<a class="btn btn-xs btn-default" href="{base}history/{t.slug}">History</a> '
-                    f'<form method="post" action="{base}toggle/{t.slug}" style="display:inline">'
-                    f'{self.xsrf_form_html()}<button class="btn btn-xs btn-default">{toggle}</button></form>'
-                )
-            rows.append(
-                f'<tr id="template-{t.slug}"><td>{escape(t.slug)}</td><td>{escape(t.display_name)}</td>'
-                f"<td><code>{escape(t.image)}</code></td><td>{escape(', '.join(t.projects) or 'all')}</td>"
-                f"<td>{t.version}</td><td>{'yes' if t.enabled else 'no'}</td>"
-                + (
-                    f'<td class="usage">{usage.get(t.slug, 0)}</td><td>{actions}</td>'
-                    if self.is_admin
-                    else ""
-                )
-                + "</tr>"
-            )
-        head = "<th>Slug</th><th>Name</th><th>Image</th><th>Projects</th><th>Version</th><th>Enabled</th>"
-        if self.is_admin:
-            head += "<th>Running</th><th></th>"
-        new = f'<p><a class="btn btn-primary" href="{base}new">New template</a></p>' if self.is_admin else ""
-        self.page("Image templates", f'{new}<table class="table"><tr>{head}</tr>{"".join(rows)}</table>')
+        self.render_page(
+            "list.html", "Image templates", templates=templates, usage=usage, admin=self.is_admin
+        )
 
 
 class EditPage(Page):
@@ -103,65 +97,39 @@ class EditPage(Page):
     @web.authenticated
     async def get(self, slug: str | None = None) -> None:
         self.require_admin()
-        current = self._current(slug)
+        current = self.existing(slug) if slug else None
         values = _form_values(current.to_dict()) if current else {"max_cpus": "1", "cpus": "1"}
         self.form(slug, values, None)
 
     @web.authenticated
     async def post(self, slug: str | None = None) -> None:
         self.require_admin()
-        current = self._current(slug)
+        current = self.existing(slug) if slug else None
         values = {key: self.get_body_argument(key, "").strip() for key in FIELDS}
         if slug is not None:
             values["slug"] = slug
         data = {**(current.to_dict() if current else {}), **_parsed(values)}
         data["enabled"] = self.get_body_argument("enabled", "") == "on"
         try:
-            template = template_from_dict(data, "template", known_projects=await self.ctx.projects())
+            template = await self.ctx.validated(data)
             if slug is None and self.ctx.store.get(template.slug) is not None:
-                raise PublicError(f"template.slug: {template.slug!r} exists already")
+                raise PublicError(f"template.slug: {template.slug!r} exists already", field="slug")
         except PublicError as e:
             self.set_status(400)
-            self.form(slug, {**values, "enabled": data["enabled"]}, e.message)
+            self.form(slug, {**values, "enabled": data["enabled"]}, e)
             return
-        self.ctx.store.put(template, str(self.current_user["name"]))
+        self.ctx.store.put(template, self.author)
         self.redirect(self.settings["prefix"])
 
-    def _current(self, slug: str | None) -> Template | None:
-        if slug is None:
-            return None
-        template = self.ctx.store.get(slug)
-        if template is None:
-            raise web.HTTPError(404, f"No template {slug!r}.")
-        return template
-
-    def form(self, slug: str | None, values: dict[str, Any], error: str | None) -> None:
-        field = _field(error) if error else None
-        inputs = []
-        for key in FIELDS:
-            if key == "slug" and slug is not None:
-                continue
-            message = (
-                f'<span class="help-block lavahub-error" id="error-{key}">{escape(error or "")}</span>'
-                if key == field
-                else ""
-            )
-            inputs.append(
-                f'<div class="form-group{" has-error" if message else ""}"><label for="f-{key}">{key}</label>'
-                f'<input class="form-control" id="f-{key}" name="{key}" '
-                f'value="{escape(str(values.get(key, "")))}">'
-                f"{message}</div>"
-            )
-        if error and field not in FIELDS:
-            inputs.insert(0, f'<p class="lavahub-error">{escape(error)}</p>')
-        checked = " checked" if values.get("enabled", True) else ""
-        action = self.settings["prefix"] + (f"edit/{slug}" if slug else "new")
-        self.page(
+    def form(self, slug: str | None, values: dict[str, Any], error: PublicError | None) -> None:
+        self.render_page(
+            "edit.html",
             f"Edit {slug}" if slug else "New template",
-            f'<form method="post" action="{action}">{self.xsrf_form_html()}{"".join(inputs)}'
-            f'<div class="checkbox"><label>'
-            f'<input type="checkbox" name="enabled"{checked}> enabled</label></div>'
-            f'<button class="btn btn-primary" type="submit">Save</button></form>',
+            action=self.settings["prefix"] + (f"edit/{slug}" if slug else "new"),
+            fields=[key for key in FIELDS if not (key == "slug" and slug)],  # a slug cannot change
+            values=values,
+            error=error,
+            error_field=_form_field(error.field) if error else None,
         )
 
 
@@ -169,10 +137,8 @@ class TogglePage(Page):
     @web.authenticated
     async def post(self, slug: str) -> None:
         self.require_admin()
-        template = self.ctx.store.get(slug)
-        if template is None:
-            raise web.HTTPError(404, f"No template {slug!r}.")
-        self.ctx.store.put(replace(template, enabled=not template.enabled), str(self.current_user["name"]))
+        template = self.existing(slug)
+        self.ctx.store.put(replace(template, enabled=not template.enabled), self.author)
         self.redirect(self.settings["prefix"])
 
 
@@ -180,30 +146,9 @@ class HistoryPage(Page):
     @web.authenticated
     async def get(self, slug: str) -> None:
         self.require_admin()
-        if self.ctx.store.get(slug) is None:
-            raise web.HTTPError(404, f"No template {slug!r}.")
-        items = []
-        for v in reversed(self.ctx.store.history(slug)):
-            changes = "<br>".join(
-                f"{escape(k)}: {escape(repr(c['from']))} &rarr; {escape(repr(c['to']))}"
-                for k, c in v["changes"].items()
-            )
-            action = f"{self.settings['prefix']}rollback/{slug}"
-            rollback = (
-                f'<form method="post" action="{action}" style="display:inline">'
-                f'{self.xsrf_form_html()}<input type="hidden" name="version" value="{v["version"]}">'
-                f'<button class="btn btn-xs btn-default">Restore version {v["version"]}</button></form>'
-            )
-            items.append(
-                f"<tr><td>{v['version']}</td><td>{escape(v['author'])}</td><td>{escape(v['created'])}</td>"
-                f'<td class="lavahub-diff">{changes}</td><td>{rollback}</td></tr>'
-            )
-        self.page(
-            f"History of {slug}",
-            '<table class="table"><tr><th>Version</th><th>By</th><th>When</th><th>Changes</th><th></th></tr>'
-            + "".join(items)
-            + "</table>",
-        )
+        self.existing(slug)
+        versions = list(reversed(self.ctx.store.history(slug)))
+        self.render_page("history.html", f"History of {slug}", slug=slug, versions=versions)
 
 
 class RollbackPage(Page):
@@ -212,7 +157,7 @@ class RollbackPage(Page):
         self.require_admin()
         try:
             version = int(self.get_body_argument("version"))
-            self.ctx.store.rollback(slug, version, str(self.current_user["name"]))
+            self.ctx.store.rollback(slug, version, self.author)
         except (ValueError, PublicError) as e:
             raise web.HTTPError(400, str(e)) from None
         self.redirect(f"{self.settings['prefix']}history/{slug}")
@@ -244,22 +189,6 @@ def _parsed(values: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def _field(message: str | None) -> str | None:
-    """The form field an error is about: `projects[0]` is the `projects` field."""
-    field = error_field(message or "")
+def _form_field(field: str | None) -> str | None:
+    """The form field an error's field is in: `projects[0]` is in `projects`."""
     return field.split("[", 1)[0].split(".", 1)[0] if field else None
-
-
-SLUG = r"([a-z0-9][a-z0-9-]{0,62})"
-
-
-def page_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
-    base = prefix.rstrip("/")
-    return [
-        (base + "/?", ListPage),
-        (base + "/new", EditPage),
-        (base + "/edit/" + SLUG, EditPage),
-        (base + "/toggle/" + SLUG, TogglePage),
-        (base + "/history/" + SLUG, HistoryPage),
-        (base + "/rollback/" + SLUG, RollbackPage),
-    ]

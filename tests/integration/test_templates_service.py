@@ -170,3 +170,21 @@ def test_the_admin_page_creates_with_inline_errors_and_users_only_read(clients, 
     alice.get(base + "new", timeout=30)
     assert page_form(alice, base + "new", {**fields, "slug": "mine", "max_gpus": "0"}).status_code == 403
     assert clients["admin"].templates("GET", "/mine").status_code == 404
+
+
+def test_the_page_shows_each_error_next_to_its_own_field(clients, platform):
+    base = f"{platform.url}/services/templates/"
+    admin = browser_session(clients["admin"])
+    admin.get(base + "new", timeout=30)
+    fields = {"slug": "octave", "image": "gnu/octave:9", "max_cpus": "1", "enabled": "on"}
+    unknown = page_form(admin, base + "new", {**fields, "projects": "default, nope"})
+    assert unknown.status_code == 400
+    next_to_projects = '<span class="help-block lavahub-error" id="error-projects">template.projects[1]: no'
+    assert next_to_projects in unknown.text
+    assert 'value="default, nope"' in unknown.text, "what was typed is kept"
+    taken = page_form(admin, base + "new", {**fields, "slug": "python"})
+    assert taken.status_code == 400 and 'id="error-slug"' in taken.text and "exists already" in taken.text
+    assert 'id="error-projects"' not in taken.text
+    escaped = page_form(admin, base + "new", {**fields, "display_name": "<b>x</b>", "image": "<i>"})
+    assert 'id="error-image"' in escaped.text and "<i>" not in escaped.text, "autoescaped"
+    assert 'value="&lt;b&gt;x&lt;/b&gt;"' in escaped.text
