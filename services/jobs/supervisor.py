@@ -86,7 +86,9 @@ class Supervisor:
 
     def _round(self) -> list[asyncio.Task[None]]:
         steps = [(job.id, self._supervise) for job in self.store.unfinished()]
-        steps += [(t.job_id, self._finish) for t in list(self._tracked.values()) if t.finishing_since is not None]
+        steps += [
+            (t.job_id, self._finish) for t in list(self._tracked.values()) if t.finishing_since is not None
+        ]
         return [task for job_id, step in steps if (task := self._start(job_id, step)) is not None]
 
     def _track(self, job_id: str) -> Tracked:
