@@ -1,0 +1,180 @@
+"""The backend conformance suite's harness: one real backend behind the service's own supervisor.
+
+Each backend in `BACKENDS` is started once per module from a platform config,
+exactly as the jobs service builds it (`load_backend`); jobs are accepted the
+way the service accepts them (payload, then record) and run by the real
+`Supervisor`, store and logs on an event loop of their own. The tests then
+assert the same states, logs, exit codes and explanations for every backend.
+A backend joins by adding a factory here; the Volcano backend will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from services.jobs.backends import load_backend
+from services.jobs.backends.base import Backend
+from services.jobs.logs import JobLogs
+from services.jobs.models import Job, JobSpec, JobState
+from services.jobs.payloads import Payloads
+from services.jobs.spec import new_job_id
+from services.jobs.store import JobStore
+from spawner.config import parse_config
+from spawner.resources import Resources
+from spawner.volumes import by_kind, local_volume_plan
+from tests.hubclient import free_port
+
+T = TypeVar("T")
+START_TIMEOUT = 240  # a local Ray head on a busy 2-core machine
+CPUS = 2  # every backend's cluster is given exactly this many CPUs, so the numbers are the same
+
+
+class Loop:
+    """An asyncio loop in a thread, so that the supervisor runs while a plain test waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="conformance-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class Harness:
+    """A backend, the real supervisor in front of it, and helpers to submit and wait."""
+
+    def __init__(self, name: str, backend: Backend, loop: Loop, root: Path):
+        from services.jobs.supervisor import Supervisor
+
+        self.name, self.backend, self.loop, self.root = name, backend, loop, root
+        self.store = JobStore(f"sqlite:///{root / 'lavahub.sqlite'}")
+        self.logs = JobLogs(root / "jobs")
+        self.payloads = Payloads(root / "jobs")
+        self.supervisor = Supervisor(self.store, backend, self.logs, self.payloads)
+
+    def submit(
+        self,
+        code: str,
+        *,
+        workers: int = 1,
+        cpus: float = 0.5,
+        timeout: int = 120,
+        framework: str = "python",
+        exports: bytes | None = None,
+        result: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Job:
+        job_id = new_job_id()
+        volumes = local_volume_plan("alice", "default", admin=False, root=self.root / "storage")
+        home = by_kind(volumes)["personal"].mount_path
+        Path(home).mkdir(parents=True, exist_ok=True)
+        spec = JobSpec(
+            id=job_id, name="conformance", user="alice", project="default", template="python",
+            template_version=1, image="python:3.11", framework=framework, workers=workers,
+            resources=Resources(cpus=cpus, memory=0, gpus=0), timeout=timeout, env=env or {}, code=code,
+            cwd=home, job_dir=f"{home}/.lavahub/jobs/{job_id}", volumes=volumes, exports=exports,
+            result=result,
+        )  # fmt: skip
+        self.payloads.save(spec.id, spec.code, spec.exports)
+        return self.store.add(spec)
+
+    def job(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        assert job is not None
+        return job
+
+    def wait(self, job_id: str, states: set[JobState], timeout: float = 180) -> Job:
+        deadline = time.monotonic() + timeout
+        while (job := self.job(job_id)).state not in states:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} is {job.state.value} after {timeout} s, not {states}")
+            time.sleep(0.1)
+        return job
+
+    def wait_logs(self, job_id: str, done: Callable[[list[str]], bool], timeout: float = 60) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while not done(lines := self.lines(job_id)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id}'s log after {timeout} s: {lines}")
+            time.sleep(0.1)
+        return lines
+
+    def lines(self, job_id: str) -> list[str]:
+        return self.logs[job_id].read()
+
+    def complete_logs(self, job_id: str, timeout: float = 30) -> list[str]:
+        """Every line, once the supervisor has copied the last ones of an ended job."""
+        deadline = time.monotonic() + timeout
+        while not self.job(job_id).log_complete:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id}'s log is not complete after {timeout} s")
+            time.sleep(0.1)
+        return self.lines(job_id)
+
+
+def ray_backend(root: Path) -> Backend:
+    config = parse_config(
+        {
+            "data_dir": str(root / "data"),
+            "jobs": {
+                "ray": {
+                    "port": free_port(),
+                    "dashboard_port": free_port(),
+                    "num_cpus": CPUS,
+                    "object_store_memory": "128Mi",
+                }
+            },
+        }
+    )
+    return load_backend(config)
+
+
+def stop_ray(backend: Backend) -> None:
+    backend.stop_local_head()  # type: ignore[attr-defined]
+
+
+# name -> (make the backend in a folder, stop whatever it started)
+BACKENDS: dict[str, tuple[Callable[[Path], Backend], Callable[[Backend], None]]] = {
+    "ray": (ray_backend, stop_ray),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(BACKENDS))
+def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    make, stop = BACKENDS[request.param]
+    root = tmp_path_factory.mktemp(f"backend-{request.param}")
+    backend = make(root)
+    loop = Loop()
+    try:
+        loop.run(backend.setup())
+        deadline = time.monotonic() + START_TIMEOUT
+        while not backend.ready:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the {request.param} backend is not ready after {START_TIMEOUT} s")
+            time.sleep(0.2)
+        harness = Harness(request.param, backend, loop, root)
+        loop.run(_start(harness))
+        yield harness
+        loop.run(harness.supervisor.stop())
+        loop.run(backend.cleanup())
+    finally:
+        stop(backend)
+        loop.close()
+
+
+async def _start(harness: Harness) -> None:
+    harness.supervisor.start()

@@ -1,0 +1,125 @@
+"""What every job backend must do, asserted the same way for each (see conftest.BACKENDS).
+
+The figures (jobs run, lines seen) are printed, so a run shows what it covered.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import cloudpickle
+
+from services.jobs.explain import explain
+from services.jobs.models import Job, JobState
+from spawner.resources import Resources
+
+from .conftest import CPUS, Harness
+
+ENDED = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+CONTRACT = (
+    "import os\n"
+    "print('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'], 'local', os.environ['LOCAL_RANK'],"
+    " os.environ['LAVAHUB_JOB_ID'], bool(os.environ['MASTER_ADDR']), int(os.environ['MASTER_PORT']) > 0)\n"
+)
+
+
+def test_the_backend_declares_what_it_runs(harness: Harness) -> None:
+    capabilities = harness.backend.capabilities
+    assert {"python", "pytorch"} <= set(capabilities.frameworks)
+    assert set(capabilities.driver_frameworks) <= set(capabilities.frameworks)
+
+
+def test_every_worker_runs_the_cell_under_the_contract(harness: Harness) -> None:
+    job = harness.submit(CONTRACT, workers=2)
+    done = harness.wait(job.id, ENDED)
+    assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0), done
+    lines = harness.complete_logs(job.id)
+    for rank in (0, 1):
+        assert f"[worker-{rank}] rank {rank} of 2 local {rank} {job.id} True True" in lines, lines
+    states = [state for state, _, _ in harness.store.transitions(job.id)]
+    assert states == ["pending", "running", "succeeded"], states
+    assert done.started and done.finished and done.started <= done.finished
+    print(f"{harness.name}: 2-worker job {job.id} succeeded with {len(lines)} lines")
+
+
+def test_a_failing_worker_fails_the_gang_with_its_exit_code_and_last_lines(harness: Harness) -> None:
+    code = "import os, sys\nif os.environ['RANK'] == '1':\n    print('boom', flush=True)\n    sys.exit(3)\n"
+    job = harness.submit(code, workers=2)
+    done = harness.wait(job.id, ENDED)
+    assert (done.state, done.exit_code, done.failed_worker) == (JobState.FAILED, 3, 1), done
+    assert done.reason == "worker 1 exited with code 3"
+    lines = harness.complete_logs(job.id)
+    assert "[worker-1] boom" in lines
+    told = explain(done, diagnosis=None, ahead=[], failing_lines=harness.logs[job.id].tail("[worker-1] ", 10))
+    assert told["summary"] == "The job failed: worker 1 exited with code 3."
+    assert "[worker-1] boom" in told["details"]
+
+
+def test_cancel_stops_every_worker_and_is_idempotent(harness: Harness) -> None:
+    code = "import os, time\nwhile True:\n    print('tick', os.environ['RANK'], flush=True)\n    time.sleep(0.2)\n"
+    job = harness.submit(code, workers=2)
+    harness.wait(job.id, {JobState.RUNNING})
+    harness.wait_logs(job.id, lambda lines: {"[worker-0] tick 0", "[worker-1] tick 1"} <= set(lines))
+    cancelled = harness.loop.run(harness.supervisor.cancel(harness.job(job.id), by="alice"))
+    assert (cancelled.state, cancelled.reason) == (JobState.CANCELLED, "cancelled by alice")
+    harness.loop.run(harness.backend.cancel(harness.job(job.id)))  # again: nothing happens
+    lines = harness.complete_logs(job.id)
+    time.sleep(2)
+    assert harness.lines(job.id) == lines, "no worker writes after the job was cancelled"
+    deadline = time.monotonic() + 30
+    while (seen := harness.loop.run(harness.backend.status(harness.job(job.id)))).state != JobState.CANCELLED:
+        assert time.monotonic() < deadline, f"the cluster still reports {seen}"
+        time.sleep(0.5)
+    assert harness.job(job.id).state == JobState.CANCELLED, "a cancelled job stays cancelled"
+
+
+def test_a_job_past_its_timeout_fails_with_reason_timeout(harness: Harness) -> None:
+    job = harness.submit("import time\nprint('started', flush=True)\ntime.sleep(300)\n", timeout=3)
+    done = harness.wait(job.id, ENDED, timeout=240)
+    assert (done.state, done.reason) == (JobState.FAILED, "timeout"), done
+    assert "[worker-0] started" in harness.complete_logs(job.id)
+
+
+def test_exports_reach_every_worker_and_rank_0s_result_comes_back(harness: Harness) -> None:
+    exports = cloudpickle.dumps({"x": 41, "words": ["a", "b"]})
+    code = "import os\ny = x + 1\nprint('worker', os.environ['RANK'], y, words, flush=True)\n"
+    job = harness.submit(code, workers=2, exports=exports, result="y")
+    done = harness.wait(job.id, ENDED)
+    assert done.state == JobState.SUCCEEDED, done
+    lines = harness.complete_logs(job.id)
+    assert {"[worker-0] worker 0 42 ['a', 'b']", "[worker-1] worker 1 42 ['a', 'b']"} <= set(lines)
+    data = harness.loop.run(harness.backend.result(done))
+    assert data is not None and cloudpickle.loads(data) == 42
+
+
+def test_a_job_that_does_not_fit_now_waits_and_the_backend_says_what_is_short(harness: Harness) -> None:
+    hog = harness.submit("import time\nprint('hog', flush=True)\ntime.sleep(300)\n", cpus=CPUS)
+    try:
+        harness.wait(hog.id, {JobState.RUNNING})
+        waiting = harness.submit("print('never yet')\n", cpus=1)
+        time.sleep(3)
+        assert harness.job(waiting.id).state == JobState.PENDING
+        diagnosis = harness.loop.run(harness.backend.diagnose(harness.job(waiting.id)))
+        cpus = [s for s in diagnosis.shortfalls if s.resource == "CPUs"]
+        assert cpus and (cpus[0].need, cpus[0].free, cpus[0].total) == (1, 0, CPUS), diagnosis
+        told = explain(harness.job(waiting.id), diagnosis=diagnosis, ahead=[hog], failing_lines=[])
+        assert "does not have enough free CPUs for all its workers at once" in told["summary"]
+        assert f"CPUs: needs 1, 0 of {CPUS} free." in told["details"]
+        harness.loop.run(harness.supervisor.cancel(harness.job(waiting.id), by="alice"))
+    finally:
+        harness.loop.run(harness.supervisor.cancel(harness.job(hog.id), by="alice"))
+    assert harness.wait(waiting.id, ENDED).state == JobState.CANCELLED
+
+
+def test_a_job_the_cluster_never_saw_is_no_error(harness: Harness) -> None:
+    unknown = Job(
+        id="0" * 16, name="ghost", user="alice", project="default", template="python", framework="python",
+        workers=1, resources=Resources(1, 0, 0), state=JobState.RUNNING, created=datetime.now(UTC),
+        timeout=60, job_dir=str(harness.root / "nowhere"), submitted=True,
+    )  # fmt: skip
+    harness.loop.run(harness.backend.cancel(unknown))
+    seen = harness.loop.run(harness.backend.status(unknown))
+    assert seen.state == JobState.FAILED and seen.reason
+    assert harness.loop.run(harness.backend.logs(unknown, final=True)) == []
+    assert harness.loop.run(harness.backend.result(unknown)) is None
