@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from lavahub.db import sqlite_file
 from spawner.catalogue import export_templates, plan_import
 from spawner.config import PlatformConfig, load_config
 from spawner.errors import PublicError
@@ -21,7 +22,7 @@ from spawner.gpus import GpuAllocator, inventory
 from spawner.local_plan import plan_local_workspace
 from spawner.options import resolve_options
 from spawner.resources import check_quota
-from spawner.store import TemplateStore, sqlite_file
+from spawner.store import TemplateStore
 from spawner.templates import Template
 from spawner.workspace import WorkspaceRequest
 

@@ -160,10 +160,7 @@ class JobsHandler(APIHandler):
             job_id=new_job_id(),
         )
         await asyncio.to_thread(write_job_files, spec)
-        job = ctx.store.add(
-            spec,
-            extra={"template_version": spec.template_version, "queue": spec.queue, "result": spec.result},
-        )
+        job = ctx.store.add(spec)
         log.info(
             "Job %s accepted for %s in %s: %d x %s",
             job.id,
@@ -194,7 +191,7 @@ class LogsHandler(APIHandler):
             raise ApiError(400, "since must be a whole number of lines.") from None
         follow = self.get_argument("follow", "") in ("1", "true")
         job_log = self.ctx.logs[job.id]
-        if job.extra.get("log_complete"):
+        if job.log_complete:
             job_log.complete = True
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
@@ -223,7 +220,7 @@ class ExplainHandler(APIHandler):
         ahead = [j for j in ctx.store.unfinished() if j.created < job.created and j.id != job.id]
         failing: list[str] = []
         if job.state == JobState.FAILED:
-            rank = job.extra.get("failed_worker")
+            rank = job.failed_worker
             source = f"[worker-{rank}] " if rank is not None else "[launcher] "
             failing = ctx.logs[job.id].tail(source, 10)
         usage = await ctx.backend.usage() if job.state == JobState.PENDING else None

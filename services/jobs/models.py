@@ -73,7 +73,13 @@ class Job:
     started: datetime | None = None
     finished: datetime | None = None
     exit_code: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    template_version: int | None = None
+    queue: str = "default"
+    result: str | None = None
+    submitted: bool = False  # the backend has accepted it
+    log_complete: bool = False  # its workers' last log lines are copied
+    failed_worker: int | None = None
+    backend_state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> Resources:

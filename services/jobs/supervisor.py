@@ -38,7 +38,7 @@ class Supervisor:
     def start(self) -> None:
         # logs of jobs that ended while the service was down still need their last lines
         for job in self.store.list(limit=1000):
-            if job.state.done and not job.extra.get("log_complete"):
+            if job.state.done and not job.log_complete:
                 self._finishing[job.id] = time.monotonic()
         self._task = asyncio.ensure_future(self._run())
 
@@ -66,11 +66,11 @@ class Supervisor:
             await self._copy_logs(job, final=final)
             if final:
                 self.logs[job.id].finish()
-                self.store.update_extra(job.id, log_complete=True)
+                self.store.update(job.id, log_complete=True)
                 del self._finishing[job_id]
 
     async def _supervise(self, job: Job) -> None:
-        if not job.extra.get("submitted"):
+        if not job.submitted:
             if self.backend.ready and time.monotonic() >= self._retry_at.get(job.id, 0):
                 await self._submit(job)
             return
@@ -81,7 +81,7 @@ class Supervisor:
             seen = await self.backend.status(job)
             if seen.state != job.state:
                 if seen.failed_worker is not None:
-                    self.store.update_extra(job.id, failed_worker=seen.failed_worker)
+                    self.store.update(job.id, failed_worker=seen.failed_worker)
                 job = self.store.transition(job.id, seen.state, reason=seen.reason, exit_code=seen.exit_code)
                 if job.state.done:
                     self.finished(job)
@@ -109,7 +109,7 @@ class Supervisor:
             return
         self._tries.pop(job.id, None)
         self._retry_at.pop(job.id, None)
-        self.store.update_extra(job.id, submitted=True)
+        self.store.update(job.id, submitted=True)
         current = self.store.get(job.id)
         if current is not None and current.state.done:
             # cancelled while the submission was on its way: the cluster must not run it
@@ -118,7 +118,7 @@ class Supervisor:
     async def cancel(self, job: Job, by: str) -> Job:
         if job.state.done:
             return job
-        if job.extra.get("submitted"):
+        if job.submitted:
             await self.backend.cancel(job)
         job = self.store.transition(job.id, JobState.CANCELLED, reason=f"cancelled by {by}")
         self.finished(job)
@@ -129,6 +129,6 @@ class Supervisor:
         self._finishing.setdefault(job.id, time.monotonic())
 
     async def _copy_logs(self, job: Job, *, final: bool) -> None:
-        if not job.extra.get("submitted"):
+        if not job.submitted:
             return
         self.logs[job.id].append(await self.backend.logs(job, self.logs.state_dir(job.id), final=final))

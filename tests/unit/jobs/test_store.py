@@ -34,5 +34,5 @@ def test_listing_filters_and_order(tmp_path):
     store.transition("0000000000000001", JobState.CANCELLED)
     assert {j.id for j in store.unfinished()} == {"0000000000000000", "0000000000000002"}
     assert [j.id for j in store.list(state="cancelled")] == ["0000000000000001"]
-    store.update_extra("0000000000000000", submitted=True)
-    assert store.get("0000000000000000").extra == {"submitted": True}
+    store.update("0000000000000000", submitted=True)
+    assert store.get("0000000000000000").submitted
