@@ -60,10 +60,9 @@ OLD_JOBS = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def old_database(tmp_path):
+def write_old_database(path):
     """A database as lavahub made it before migrations: a template, its version, two jobs."""
-    path = tmp_path / "lavahub.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as connection:
         connection.executescript(OLD_SCHEMA)
         connection.execute(
@@ -82,7 +81,12 @@ def old_database(tmp_path):
                 "INSERT INTO job_transitions VALUES (NULL, ?, 'pending', NULL, ?)", (job_id, NOW)
             )
     connection.close()
-    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def old_database(tmp_path):
+    write_old_database(tmp_path / "lavahub.sqlite")
+    return f"sqlite:///{tmp_path / 'lavahub.sqlite'}"
 
 
 def test_an_old_database_upgrades_with_its_templates_and_jobs(old_database):
