@@ -196,7 +196,7 @@ def api(alice: HubClient, ray: JobSubmissionClient, args: argparse.Namespace) ->
                 framework="python", workers=1, cpus=1.0, memory=2**30, gpus=0, timeout=3600,
                 state="succeeded", exit_code=0, created=first + timedelta(minutes=i),
                 started=first + timedelta(minutes=i), finished=first + timedelta(minutes=i, seconds=9),
-                extra={"submitted": True, "log_complete": True},
+                submitted=True, log_complete=True,
                 job_dir=str(args.data_dir / "users/alice/.lavahub/jobs/stored"),
             )
             for i in range(args.stored)

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from sqlalchemy.engine import make_url
 
+from lavahub import db
 from spawner.catalogue import export_templates, plan_import
 from spawner.config import PlatformConfig, load_config
 from spawner.errors import PublicError
@@ -21,7 +23,7 @@ from spawner.gpus import GpuAllocator, inventory
 from spawner.local_plan import plan_local_workspace
 from spawner.options import resolve_options
 from spawner.resources import check_quota
-from spawner.store import TemplateStore, sqlite_file
+from spawner.store import TemplateStore
 from spawner.templates import Template
 from spawner.workspace import WorkspaceRequest
 
@@ -109,6 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (listing, export, load):
         _config_arg(action)
 
+    database = sub.add_parser(
+        "db",
+        help="show or upgrade the database's schema revision",
+        description="lavahub's database (templates, jobs) changes only through migrations; `lavahub up` "
+        "runs them before the hub starts. Back the database up before upgrading one that holds data.",
+    )
+    db_actions = database.add_subparsers(title="actions", metavar="ACTION", required=True)
+    for name, summary, run in (
+        ("upgrade", "run the migrations the database lacks", cmd_db_upgrade),
+        ("current", "print the database's revision", cmd_db_current),
+    ):
+        action = db_actions.add_parser(name, help=summary)
+        action.set_defaults(run=run)
+        _config_arg(action)
+
     jobs = sub.add_parser("jobs", help="list, follow and cancel your distributed jobs")
     actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="your jobs, newest first")
@@ -139,6 +156,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     credentials, created = ensure_credentials(config)
+    schema = db.upgrade(config.database_url)
     proxy = proxy_command()
     if proxy is None:
         raise PublicError(
@@ -149,6 +167,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"lavahub ({config.backend} backend) is starting at {url}")
     print(f"  config:         {config.source or 'built-in embedded defaults'}")
     print(f"  data:           {config.data_dir}")
+    print(f"  database:       {describe_upgrade(schema)}")
     print(f"  admin users:    {', '.join(config.admins)}")
     print(f"  users:          {', '.join(u for u in config.users if u not in config.admins)}")
     if created:
@@ -248,6 +267,31 @@ def cmd_down(args: argparse.Namespace) -> int:
         if stopped
         else "no local Ray cluster was running"
     )
+    return 0
+
+
+def database_label(url: str) -> str:
+    """The database's URL as it may be printed (no password)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def describe_upgrade(schema: db.Upgrade) -> str:
+    if not schema.changed:
+        return f"{schema.after}, up to date"
+    return f"{schema.before or 'empty'} -> {schema.after}"
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    url = load_config(args.config).database_url
+    print(f"lavahub database: {describe_upgrade(db.upgrade(url))} ({database_label(url)})")
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    url = load_config(args.config).database_url
+    revision, head = db.current(url), db.head()
+    state = "up to date" if revision == head else f"head is {head}; `lavahub db upgrade` gets there"
+    print(f"lavahub database: {revision or 'empty'}, {state} ({database_label(url)})")
     return 0
 
 
@@ -364,7 +408,7 @@ def cmd_templates_import(args: argparse.Namespace) -> int:
 
 def catalogue(config: PlatformConfig) -> list[Template]:
     """The templates a spawn would see: the store's if the platform has run, else the config's."""
-    db_file = sqlite_file(config.database_url)
+    db_file = db.sqlite_file(config.database_url)
     if db_file is not None and not db_file.exists():
         return list(config.templates)
     return TemplateStore(config.database_url, create=False).list()

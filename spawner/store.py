@@ -11,12 +11,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, create_engine, select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from lavahub.db import Base, make_engine, upgrade
 
 from .errors import PublicError
 from .templates import Template, template_from_dict
@@ -24,10 +24,6 @@ from .templates import Template, template_from_dict
 log = logging.getLogger(__name__)
 
 CONFIG_AUTHOR = "config"
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class TemplateRow(Base):
@@ -43,6 +39,7 @@ class TemplateRow(Base):
 
 class TemplateVersionRow(Base):
     __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("slug", "version", name="uq_template_versions_slug_version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     slug: Mapped[str] = mapped_column(ForeignKey("templates.slug", ondelete="CASCADE"), index=True)
@@ -59,26 +56,12 @@ class SeedReport:
     kept: list[str] = field(default_factory=list)  # changed by an admin; config ignored
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database)
-    return None
-
-
-def make_engine(url: str) -> Engine:
-    path = sqlite_file(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, future=True)
-
-
 class TemplateStore:
     def __init__(self, url: str, *, create: bool = True):
+        """`create=False` reads the database as it is: no migration, for read-only commands."""
         self.engine = make_engine(url)
         if create:
-            Base.metadata.create_all(self.engine)
+            upgrade(self.engine)
 
     def list(self) -> list[Template]:
         """Every template, disabled ones included, in a stable order (by slug)."""

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from lavahub.db import Base, make_engine, upgrade
 from spawner.resources import Resources
-from spawner.store import make_engine
 
 from .models import Job, JobSpec, JobState
 
-
-class Base(DeclarativeBase):
-    pass
+# what `JobStore.update` may change: the job's explicit state besides its lifecycle
+UPDATABLE = frozenset(
+    {"template_version", "queue", "result", "submitted", "log_complete", "failed_worker", "backend_state"}
+)
 
 
 class JobRow(Base):
@@ -42,16 +43,15 @@ class JobRow(Base):
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     job_dir: Mapped[str] = mapped_column(Text)
     template_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    queue: Mapped[str] = mapped_column(String(63), default="default")
+    queue: Mapped[str] = mapped_column(String(63), default="default", server_default="default")
     result: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    submitted: Mapped[bool] = mapped_column(Boolean, default=False)
-    log_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    submitted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    log_complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     failed_worker: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # what the backend needs to run it (image, env, cwd); NULL for jobs from before it was kept
     spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # opaque to lavahub: what a backend keeps about its job between restarts
     backend_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-
-
-UPDATABLE = frozenset({"submitted", "log_complete", "failed_worker", "backend_state"})
 
 
 class TransitionRow(Base):
@@ -100,7 +100,7 @@ def _job(row: JobRow) -> Job:
 class JobStore:
     def __init__(self, url: str):
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        upgrade(self.engine)
 
     def add(self, spec: JobSpec) -> Job:
         now = datetime.now(UTC)
@@ -123,8 +123,6 @@ class JobStore:
             template_version=spec.template_version,
             queue=spec.queue,
             result=spec.result,
-            submitted=False,
-            log_complete=False,
             spec=spec.record(),
         )
         with Session(self.engine) as session, session.begin():
@@ -187,20 +185,19 @@ class JobStore:
             return _job(row)
 
     def update(self, job_id: str, **fields: Any) -> None:
-        """Set some of a job's bookkeeping columns (`UPDATABLE`)."""
+        """Set some of a job's explicit columns (see UPDATABLE); its state changes by `transition`."""
         unknown = set(fields) - UPDATABLE
         if unknown:
-            raise TypeError(f"JobStore.update cannot set {', '.join(sorted(unknown))}")
+            raise TypeError(f"JobStore.update() cannot set {', '.join(sorted(unknown))}")
         with Session(self.engine) as session, session.begin():
             row = session.get(JobRow, job_id)
             for name, value in fields.items():
                 setattr(row, name, value)
 
     def spec_of(self, job_id: str) -> dict[str, Any] | None:
-        """What `JobSpec.record()` kept of the job's spec (None for jobs stored before it was kept)."""
+        """What the job's backend needs to run it; None for jobs stored before it was kept."""
         with Session(self.engine) as session:
-            row = session.get(JobRow, job_id)
-            return dict(row.spec) if row is not None and row.spec is not None else None
+            return session.scalar(select(JobRow.spec).where(JobRow.id == job_id))
 
     def transitions(self, job_id: str) -> list[tuple[str, str | None, datetime]]:
         with Session(self.engine) as session:

@@ -57,7 +57,10 @@ def test_a_failing_worker_fails_the_gang_with_its_exit_code_and_last_lines(harne
 
 
 def test_cancel_stops_every_worker_and_is_idempotent(harness: Harness) -> None:
-    code = "import os, time\nwhile True:\n    print('tick', os.environ['RANK'], flush=True)\n    time.sleep(0.2)\n"
+    code = (
+        "import os, time\n"
+        "while True:\n    print('tick', os.environ['RANK'], flush=True)\n    time.sleep(0.2)\n"
+    )
     job = harness.submit(code, workers=2)
     harness.wait(job.id, {JobState.RUNNING})
     harness.wait_logs(job.id, lambda lines: {"[worker-0] tick 0", "[worker-1] tick 1"} <= set(lines))

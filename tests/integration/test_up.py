@@ -13,6 +13,7 @@ import pytest
 
 from tests.hubclient import HubClient
 from tests.integration.conftest import PLATFORM, start_platform, workspace_process
+from tests.unit.test_db import write_old_database
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,18 @@ def test_first_start_generates_and_prints_passwords_once(tmp_path):
         HubClient(second.url, "alice", passwords["user"])
     finally:
         second.stop()
+
+
+def test_up_upgrades_a_database_from_before_migrations_and_keeps_its_templates(tmp_path):
+    write_old_database(tmp_path / "data" / "lavahub.sqlite")  # start_platform's data_dir
+    running = start_platform(tmp_path, PLATFORM)
+    try:
+        assert "  database:       0001 -> 0002\n" in running.log()
+        templates = {t["slug"]: t for t in running.client("admin").templates("GET").json()["templates"]}
+        assert set(templates) == {"python", "pytorch", "retired"}
+        assert templates["python"]["version"] == 2, "the stored version 1, then the config's seed"
+    finally:
+        running.stop()
 
 
 def test_everything_listens_on_loopback_only(platform):

@@ -153,3 +153,20 @@ def test_render_kubernetes_refuses_more_gpus_than_the_quota_in_one_line(tmp_path
         "lavahub: error: Project 'vision' has a quota of 2 GPUs; 0 are in use and this workspace asks for 3."
         " (ask for at most 2 GPUs, or stop a running workspace of the project)\n"
     )
+
+
+def test_db_upgrade_prints_the_transition_and_current_the_revision(tmp_path):
+    from tests.unit.test_db import write_old_database
+
+    write_old_database(tmp_path / "data" / "lavahub.sqlite")
+    config = tmp_path / "lavahub.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data")}))
+    url = f"sqlite:///{tmp_path / 'data' / 'lavahub.sqlite'}"
+    before = lavahub("db", "current", "--config", str(config))
+    assert before.stdout == f"lavahub database: 0001, head is 0002; `lavahub db upgrade` gets there ({url})\n"
+    upgrade = lavahub("db", "upgrade", "--config", str(config))
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stdout == f"lavahub database: 0001 -> 0002 ({url})\n"
+    again = lavahub("db", "upgrade", "--config", str(config))
+    assert again.stdout == f"lavahub database: 0002, up to date ({url})\n"
+    assert lavahub("db", "current", "--config", str(config)).stdout == again.stdout

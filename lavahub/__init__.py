@@ -1,0 +1,1 @@
+"""lavahub itself: the platform's config, database and command line."""
