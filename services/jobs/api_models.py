@@ -13,8 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spawner.resources import format_memory
-
 from . import models
 
 State = Literal["pending", "running", "succeeded", "failed", "cancelled"]
@@ -71,24 +69,10 @@ class Job(BaseModel):
 
     @classmethod
     def of(cls, job: models.Job) -> Job:
-        r = job.resources
-        return cls(
-            id=job.id,
-            name=job.name,
-            user=job.user,
-            project=job.project,
-            template=job.template,
-            framework=job.framework,
-            workers=job.workers,
-            resources=Resources(cpus=r.cpus, memory=format_memory(r.memory), gpus=r.gpus),
-            state=job.state.value,  # type: ignore[arg-type]
-            reason=job.reason,
-            created=job.created,
-            started=job.started,
-            finished=job.finished,
-            exit_code=job.exit_code,
-            timeout=job.timeout,
-        )
+        """The public part of a stored job: every field here is one of the record's."""
+        public = {name: getattr(job, name) for name in cls.model_fields}
+        public["resources"] = Resources.model_validate(job.resources.to_dict())
+        return cls.model_validate(public)
 
 
 class JobList(BaseModel):

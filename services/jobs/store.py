@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,30 +70,19 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+# the record's fields that are not plain copies of a column
+_CONVERTED = {"resources", "state", "created", "started", "finished", "backend_state"}
+_COPIED = tuple(f.name for f in fields(Job) if f.name not in _CONVERTED)
+
+
 def _job(row: JobRow) -> Job:
     return Job(
-        id=row.id,
-        name=row.name,
-        user=row.user,
-        project=row.project,
-        template=row.template,
-        framework=row.framework,
-        workers=row.workers,
+        **{name: getattr(row, name) for name in _COPIED},
         resources=Resources(cpus=row.cpus, memory=row.memory, gpus=row.gpus),
         state=JobState(row.state),
-        created=_utc(row.created),
-        timeout=row.timeout,
-        job_dir=row.job_dir,
-        reason=row.reason,
+        created=_utc(row.created) or datetime.now(UTC),
         started=_utc(row.started),
         finished=_utc(row.finished),
-        exit_code=row.exit_code,
-        template_version=row.template_version,
-        queue=row.queue,
-        result=row.result,
-        submitted=row.submitted,
-        log_complete=row.log_complete,
-        failed_worker=row.failed_worker,
         backend_state=dict(row.backend_state or {}),
     )
 
