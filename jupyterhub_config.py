@@ -8,10 +8,10 @@ one). Change the platform config, not this file.
 import os
 import sys
 
+from lavahub.config import load_config
 from services.credentials import ensure_credentials
 from services.paths import proxy_command
 from spawner.base import template_store
-from spawner.config import load_config
 from spawner.errors import PublicError
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from lavahub.config import PlatformConfig, load_config
 from spawner.catalogue import export_templates, plan_import
-from spawner.config import PlatformConfig, load_config
 from spawner.errors import PublicError
 from spawner.gpus import GpuAllocator, inventory
 from spawner.local_plan import plan_local_workspace
@@ -239,8 +239,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     from .jobs.backends.ray import RayBackend
 
     config = load_config(args.config)
-    if config.jobs.ray_address:
-        print(f"lavahub uses the Ray cluster at {config.jobs.ray_address}; it is not lavahub's to stop")
+    if config.jobs.ray.address:
+        print(f"lavahub uses the Ray cluster at {config.jobs.ray.address}; it is not lavahub's to stop")
         return 0
     stopped = RayBackend(state_dir=str(config.data_dir / "ray")).stop_local_head()
     print(

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
 
-from spawner.config import load_config
+from lavahub.config import load_config
 from spawner.gpus import inventory
 
 from ..api import run_service, until_terminated
@@ -18,15 +18,16 @@ from .backends.ray import RayBackend
 
 
 def ray_backend(config) -> RayBackend:  # type: ignore[no-untyped-def]
-    jobs = config.jobs
+    ray = config.jobs.ray
     backend = RayBackend(
-        address=jobs.ray_address or "",
+        address=ray.address or "",
         state_dir=str(config.data_dir / "ray"),
-        port=jobs.ray_port,
-        dashboard_port=jobs.ray_dashboard_port,
-        num_cpus=jobs.ray_num_cpus or 0,
+        port=ray.port,
+        dashboard_port=ray.dashboard_port,
+        num_cpus=ray.num_cpus or 0,
         num_gpus=len(inventory()),
-        object_store_memory=jobs.ray_object_store_memory,
+        object_store_memory=ray.object_store_memory,
+        start_timeout=ray.start_timeout,
     )
     return backend
 

@@ -18,7 +18,7 @@ from typing import Any
 from jupyterhub.services.auth import HubAuth
 from tornado import httpclient, iostream, web
 
-from spawner.config import PlatformConfig
+from lavahub.config import PlatformConfig
 from spawner.errors import PublicError
 from spawner.projects import Project, project_from_group
 from spawner.store import TemplateStore

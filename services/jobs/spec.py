@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spawner.config import JobsConfig
+from lavahub.config import JobsConfig
 from spawner.errors import PublicError
 from spawner.names import ENV_PATTERN
 from spawner.options import resolve_options

@@ -2,8 +2,8 @@ import stat
 
 import pytest
 
+from lavahub.config import parse_config
 from services.credentials import ensure_credentials
-from spawner.config import parse_config
 from spawner.errors import ConfigError
 
 
