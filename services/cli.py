@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import yaml
 
 from lavahub.config import PlatformConfig, load_config
+from lavahub.credentials import ensure_credentials
+from lavahub.paths import hub_config_file, proxy_command
 from spawner.catalogue import export_templates, plan_import
 from spawner.errors import PublicError
 from spawner.gpus import GpuAllocator, inventory
@@ -24,9 +26,6 @@ from spawner.resources import check_quota
 from spawner.store import TemplateStore, sqlite_file
 from spawner.templates import Template
 from spawner.workspace import WorkspaceRequest
-
-from .credentials import ensure_credentials
-from .paths import hub_config_file, proxy_command
 
 T = TypeVar("T")
 

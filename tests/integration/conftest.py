@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from lavahub.paths import proxy_command
 from services.jobs.backends.ray import RayBackend
-from services.paths import proxy_command
 from tests.hubclient import HubClient, free_port, wait_for_hub
 
 LAVAHUB = str(Path(sys.executable).with_name("lavahub"))

@@ -3,7 +3,7 @@ import stat
 import pytest
 
 from lavahub.config import parse_config
-from services.credentials import ensure_credentials
+from lavahub.credentials import ensure_credentials
 from spawner.errors import ConfigError
 
 
