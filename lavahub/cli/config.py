@@ -1,4 +1,4 @@
-"""`lavahub config check|schema`, and the `--config` option every platform command takes."""
+"""`lavahub config check|schema`: a config file checked as start-up checks it, and its JSON Schema."""
 
 from __future__ import annotations
 
@@ -9,26 +9,22 @@ from typing import Any
 
 from lavahub.config import load_config, schema
 
+from .args import actions
 
-def config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", metavar="FILE",
-        help="platform config (default: $LAVAHUB_CONFIG, else the built-in embedded defaults)",
-    )  # fmt: skip
+ABOUT = (
+    "The platform config (lavahub.yaml): check a file the way start-up does, or print "
+    "the JSON Schema of every key, with its default and description."
+)
 
 
 def add_commands(sub: Any) -> None:
-    config = sub.add_parser(
-        "config",
-        help="check a platform config, or print its JSON Schema",
-        description="The platform config (lavahub.yaml): check a file the way start-up does, or print "
-        "the JSON Schema of every key, with its default and description.",
+    config = actions(
+        sub, "config", help="check a platform config, or print its JSON Schema", description=ABOUT
     )
-    actions = config.add_subparsers(title="actions", metavar="ACTION", required=True)
-    check = actions.add_parser("check", help="validate a config file (exit status 2 if it is invalid)")
+    check = config.add_parser("check", help="validate a config file (exit status 2 if it is invalid)")
     check.add_argument("file", help="the config file")
     check.set_defaults(run=cmd_config_check)
-    show = actions.add_parser("schema", help="print the config's JSON Schema")
+    show = config.add_parser("schema", help="print the config's JSON Schema")
     show.set_defaults(run=cmd_config_schema)
 
 

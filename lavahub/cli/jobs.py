@@ -9,19 +9,20 @@ from typing import Any, TypeVar
 
 from spawner.errors import PublicError
 
+from .args import actions
+
 T = TypeVar("T")
 
 
 def add_commands(sub: Any) -> None:
-    jobs = sub.add_parser("jobs", help="list, follow and cancel your distributed jobs")
-    actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="your jobs, newest first")
+    jobs = actions(sub, "jobs", help="list, follow and cancel your distributed jobs")
+    listing = jobs.add_parser("list", help="your jobs, newest first")
     listing.set_defaults(run=cmd_jobs_list)
-    logs = actions.add_parser("logs", help="a job's output, every worker's lines prefixed [worker-N]")
+    logs = jobs.add_parser("logs", help="a job's output, every worker's lines prefixed [worker-N]")
     logs.add_argument("id", help="the job id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     logs.set_defaults(run=cmd_jobs_logs)
-    cancel = actions.add_parser("cancel", help="cancel a job (every worker stops)")
+    cancel = jobs.add_parser("cancel", help="cancel a job (every worker stops)")
     cancel.add_argument("id", help="the job id")
     cancel.set_defaults(run=cmd_jobs_cancel)
     for action in (listing, logs, cancel):

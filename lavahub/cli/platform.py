@@ -13,7 +13,7 @@ from lavahub.credentials import ensure_credentials
 from lavahub.paths import hub_config_file, proxy_command
 from spawner.errors import PublicError
 
-from .config import config_arg
+from .args import config_arg
 
 
 def add_commands(sub: Any) -> None:

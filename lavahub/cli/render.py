@@ -17,7 +17,7 @@ from spawner.options import resolve_options
 from spawner.resources import check_quota
 from spawner.workspace import WorkspaceRequest
 
-from .config import config_arg
+from .args import config_arg
 from .templates import catalogue
 
 

@@ -16,18 +16,18 @@ from spawner.errors import PublicError
 from spawner.store import TemplateStore, sqlite_file
 from spawner.templates import Template
 
-from .config import config_arg
+from .args import actions, config_arg
 
 
 def add_commands(sub: Any) -> None:
-    templates = sub.add_parser(
+    template_actions = actions(
+        sub,
         "templates",
         help="list, export and import the image templates",
         description="The template catalogue in lavahub's database (what the spawn form offers). "
         "Export writes YAML in the shape of the config's `templates`; import reads it back, "
         "checks every entry before writing any, and adds a version only where something changed.",
     )
-    template_actions = templates.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = template_actions.add_parser("list", help="every template, with its version")
     listing.set_defaults(run=cmd_templates_list)
     export = template_actions.add_parser("export", help="print the catalogue as YAML")
