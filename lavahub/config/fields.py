@@ -9,13 +9,12 @@ turns what it raised into the one-line ConfigError.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,9 +24,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from spawner import checks
 from spawner.errors import ConfigError
 from spawner.names import SLUG_PATTERN, SLUG_RULE, USER_PATTERN, USER_RULE
-from spawner.resources import parse_memory
 
 REFUSED = "lavahub"  # the error type of every refusal raised here
 
@@ -50,6 +49,29 @@ def whole_lines() -> Iterator[None]:
         raise refuse(e.message, hint=e.hint, line=True) from None
 
 
+def _checking(check: Callable[..., Any], **options: Any) -> Callable[[Any], Any]:
+    """`check(value, path, **options)` of `spawner.checks` (its rules and its words, as for
+    templates and projects) given no key path (pydantic knows where the value sits); what
+    it refuses becomes a refusal here."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return check(value, "", **options)
+        except ConfigError as e:
+            at = e.field or None  # a key below the value (an unknown key of a mapping)
+            raise refuse(e.message.removeprefix(f"{at}: "), at=at, hint=e.hint) from None
+
+    return validate
+
+
+def checked(check: Callable[..., Any], **options: Any) -> BeforeValidator:
+    return BeforeValidator(_checking(check, **options))
+
+
+def _optional(check: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda value, path, **options: None if value is None else check(value, path, **options)
+
+
 class Section(BaseModel):
     """A mapping in the config: frozen, known keys only, an empty (`null`) section is `{}`."""
 
@@ -58,120 +80,65 @@ class Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
-        if data is None:
-            return {}
-        if not isinstance(data, Mapping):
-            raise refuse(f"must be a mapping of keys to values, got {type(data).__name__}")
-        known = list(cls.model_fields)
-        for key in data:
-            if key not in known:
-                raise refuse(f"unknown key (known keys here: {', '.join(known)})", at=str(key))
+        data = _checking(checks.mapping)(data)
+        _checking(lambda value, path: checks.no_unknown_keys(value, cls.model_fields, path))(data)
         return data
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise refuse(f"must be a string, got {value!r}")
-    if not value:
-        raise refuse("must not be empty")
-    return value
-
-
-Text = Annotated[str, Field(min_length=1), BeforeValidator(_text)]
-OptionalText = Annotated[str | None, BeforeValidator(lambda value: None if value is None else _text(value))]
+Text = Annotated[str, Field(min_length=1), checked(checks.string)]
+OptionalText = Annotated[str | None, checked(_optional(checks.string))]
 
 
 def matching(pattern: re.Pattern[str], rule: str) -> Any:
     """A non-empty string that matches `pattern`; a mismatch is explained by `rule`."""
-
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise refuse(f"{value!r} is not valid: use {rule}")
-        return value
-
-    return Annotated[Text, AfterValidator(check), Field(json_schema_extra={"pattern": pattern.pattern})]
+    schema = Field(min_length=1, json_schema_extra={"pattern": pattern.pattern})
+    return Annotated[str, schema, checked(checks.string, pattern=pattern, rule=rule)]
 
 
 Slug = matching(SLUG_PATTERN, SLUG_RULE)
 UserName = matching(USER_PATTERN, USER_RULE)
 
 
-def _whole_number(minimum: int, optional: bool = False) -> Callable[[Any], int | None]:
-    def check(value: Any) -> int | None:
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise refuse(f"must be a whole number >= {minimum}, got {value!r}")
-        return value
-
-    return check
-
-
 def whole(minimum: int, *, optional: bool = False) -> Any:
     """A whole number >= minimum (true and false are not numbers); with `optional`, or null."""
     number = Annotated[int, Field(ge=minimum)]
-    return Annotated[number | None if optional else number, BeforeValidator(_whole_number(minimum, optional))]
+    if optional:
+        return Annotated[number | None, checked(_optional(checks.whole), minimum=minimum)]
+    return Annotated[number, checked(checks.whole, minimum=minimum)]
 
 
-def _tcp_port(value: Any) -> int:
-    port = _whole_number(1)(value)
+def _tcp_port(value: Any, path: str) -> int:
+    port = checks.whole(value, path, minimum=1)
     if port > 65535:
-        raise refuse(f"must be a TCP port (1-65535), got {port}")
+        raise checks.fail(path, f"must be a TCP port (1-65535), got {port}")
     return port
 
 
-Port = Annotated[int, Field(ge=1, le=65535), BeforeValidator(_tcp_port)]
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise refuse(f"must be true or false, got {value!r}")
-    return value
-
-
-Flag = Annotated[bool, BeforeValidator(_boolean)]
-
-
-def _memory(value: Any) -> int:
-    try:
-        amount = parse_memory(value)
-    except ValueError as e:
-        raise refuse(str(e)) from None
-    if amount <= 0:
-        raise refuse(f"must be more than 0, got {value!r}")
-    return amount
-
-
+Port = Annotated[int, Field(ge=1, le=65535), checked(_tcp_port)]
+Flag = Annotated[bool, checked(checks.boolean)]
 Memory = Annotated[
     int,
-    BeforeValidator(_memory),
-    WithJsonSchema(
-        {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "examples": ["256Mi", "8Gi"]}]}
-    ),
+    checked(checks.memory),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "examples": ["512Mi"]}]}),
 ]
 
 
-def _password(minimum: int) -> Callable[[Any], Any]:
-    def check(value: Any) -> str | None:
-        if value is None:
-            return None
-        if len(_text(value)) < minimum:
-            raise refuse(
-                f"must be at least {minimum} characters, got {len(value)}",
-                hint="or leave it out and lavahub generates a strong one on first start",
-            )
-        return value
-
-    return check
+def _password(value: Any, path: str, minimum: int) -> str:
+    if len(checks.string(value, path)) < minimum:
+        raise ConfigError(
+            f"must be at least {minimum} characters, got {len(value)}",
+            hint="or leave it out and lavahub generates a strong one on first start",
+        )
+    return value
 
 
 def password(minimum: int) -> Any:
-    return Annotated[str | None, BeforeValidator(_password(minimum))]
+    return Annotated[str | None, checked(_optional(_password), minimum=minimum)]
 
 
 def _path(value: Any, info: Any) -> Path:
     """A path; a relative one is relative to the config file (context `base`), else to the cwd."""
-    path = Path(_text(value)).expanduser()
+    path = Path(_checking(checks.string)(value)).expanduser()
     base = (info.context or {}).get("base") or Path.cwd()
     return (path if path.is_absolute() else base / path).resolve()
 
