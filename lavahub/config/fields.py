@@ -1,9 +1,9 @@
 """The building blocks of the config models: sections, typed values and refusals.
 
-Every value type here checks its input itself (no silent coercion of "8000" to 8000)
-and refuses with the same words `spawner.checks` uses, so a key reads the same
-wherever it is validated. `refuse` is how a validator says no; `errors.one_line`
-turns what it raised into the one-line ConfigError.
+Every value type is checked by `spawner.checks`, the rules templates and projects go
+through too (no silent coercion of "8000" to 8000), so a key reads the same wherever it
+is validated; pydantic only places the value and adds the JSON Schema. `refuse` is how a
+validator says no; `errors.one_line` turns what it raised into the one-line ConfigError.
 """
 
 from __future__ import annotations
