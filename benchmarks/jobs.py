@@ -37,6 +37,7 @@ import requests
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from sqlalchemy.orm import Session
 
+from lavahub.config import RayConfig
 from services.jobs.backends.ray import SUBMISSION_PREFIX, RayBackend
 from services.jobs.spec import new_job_id
 from services.jobs.store import JobRow, JobStore
@@ -317,7 +318,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminated)
     args.tmp = Path(tempfile.mkdtemp(prefix="lavahub-jobs-bench-")).resolve()
     ports = {"port": free_port(), "dashboard_port": free_port()}
-    backend = RayBackend(state_dir=str(args.tmp / "ray"), object_store_memory=128 * 2**20, **ports)
+    backend = RayBackend(
+        state_dir=str(args.tmp / "ray"), settings=RayConfig(object_store_memory=128 * 2**20, **ports)
+    )
     platform: Platform | None = None
     rows: list[Row] = []
     began = time.monotonic()

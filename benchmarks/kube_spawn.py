@@ -34,8 +34,8 @@ os.environ["KUBECONFIG"] = str(KUBECONFIG)  # before kubernetes_asyncio is impor
 
 from kubespawner import KubeSpawner  # noqa: E402
 
+from lavahub.config import KubernetesConfig, KubernetesStorage  # noqa: E402
 from spawner.base import template_store  # noqa: E402
-from spawner.config import KubernetesConfig, KubernetesStorage  # noqa: E402
 from spawner.kube import KubeWorkspaceSpawner  # noqa: E402
 from spawner.projects import Project  # noqa: E402
 from spawner.resources import Quota  # noqa: E402
@@ -61,7 +61,7 @@ def lavahub_spawner(n: int, database_url: str) -> KubeSpawner:
     spawner = KubeWorkspaceSpawner(
         _mock=True, user=hub_user(n), orm_spawner=SimpleNamespace(name="", server=None),
         database_url=database_url, storage=KubernetesStorage(),
-        settings=KubernetesConfig(namespace=NAMESPACE, start_timeout=60),
+        settings=KubernetesConfig(namespace=NAMESPACE),
     )  # fmt: skip
     spawner.user_options = dict(OPTIONS)
     return spawner

@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.paths import proxy_command  # noqa: E402
+from lavahub.paths import proxy_command  # noqa: E402
 from tests.hubclient import HubClient, free_port, log_tail, wait_for_hub  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"

@@ -1,1 +1,1 @@
-"""lavahub itself: the platform's config, database and command line."""
+"""The platform around the workspaces: its config, the hub's config, start-up and the `lavahub` command."""

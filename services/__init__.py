@@ -1,1 +1,1 @@
-"""Hub-managed services, the `lavahub` command line, and what starts the platform."""
+"""Hub-managed services: `jobs` (cells as distributed jobs) and `templates` (the catalogue API)."""

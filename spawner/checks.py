@@ -21,7 +21,8 @@ def where(path: str, key: str | int) -> str:
 
 
 def fail(path: str, problem: str, error: type[PublicError] = ConfigError) -> PublicError:
-    return error(f"{path}: {problem}", field=path)
+    """The refusal of the value at `path`; without a path (the caller knows where), the problem alone."""
+    return error(f"{path}: {problem}", field=path) if path else error(problem)
 
 
 def mapping(value: Any, path: str) -> Mapping[str, Any]:

@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 from kubespawner import KubeSpawner
 from traitlets import Bool, Instance, default
 
+from lavahub.config import KubernetesConfig, KubernetesStorage
+
 from .base import WorkspaceSpawnerMixin, refusal
-from .config import KubernetesConfig, KubernetesStorage
 from .errors import PublicError
 from .kube_plan import HOLDER_ANNOTATION, KubeWorkspacePlan, plan_kube_workspace, pod_resources
 from .resources import Resources, check_quota

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import KubernetesConfig, KubernetesStorage
+from lavahub.config import KubernetesConfig, KubernetesStorage
+
 from .names import safe_segment
 from .resources import Resources, format_cpus, format_memory, parse_memory
 from .templates import VGPU_RESOURCE
@@ -173,7 +174,6 @@ class KubeWorkspacePlan:
             "fs_gid": self.storage.gid,
             "working_dir": home,
             "notebook_dir": home,
-            "start_timeout": self.settings.start_timeout,
         }
 
 

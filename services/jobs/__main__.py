@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
 
-from spawner.config import load_config
+from lavahub.config import load_config
 
 from ..api import run_service, until_terminated
 from .app import Context, make_app

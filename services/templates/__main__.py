@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuth
 
+from lavahub.config import load_config
 from spawner.base import template_store
-from spawner.config import load_config
 
 from ..api import run_service, until_terminated
 from .app import make_app

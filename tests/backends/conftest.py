@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from lavahub.config import parse_config
 from services.jobs.backends import load_backend
 from services.jobs.backends.base import Backend
 from services.jobs.logs import JobLogs
@@ -27,7 +28,6 @@ from services.jobs.models import Job, JobSpec, JobState
 from services.jobs.payloads import Payloads
 from services.jobs.spec import new_job_id
 from services.jobs.store import JobStore
-from spawner.config import parse_config
 from spawner.resources import Resources
 from spawner.volumes import by_kind, local_volume_plan
 from tests.hubclient import free_port

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from lavahub.config import RayConfig
+from lavahub.paths import proxy_command
 from services.jobs.backends.ray import RayBackend
-from services.paths import proxy_command
 from tests.hubclient import HubClient, free_port, wait_for_hub
 
 LAVAHUB = str(Path(sys.executable).with_name("lavahub"))
@@ -90,9 +91,7 @@ def ray_cluster(tmp_path_factory) -> Iterator[RayCluster]:
     """
     backend = RayBackend(
         state_dir=str(tmp_path_factory.mktemp("ray")),
-        port=free_port(),
-        dashboard_port=free_port(),
-        object_store_memory=128 * 2**20,
+        settings=RayConfig(port=free_port(), dashboard_port=free_port(), object_store_memory=128 * 2**20),
     )
     try:
         asyncio.run(backend._connect())

@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lavahub.config import RayConfig
 from services.jobs.backends.ray import RayBackend
 from tests.hubclient import free_port
 from tests.integration.conftest import JOBS_PLATFORM, start_platform
@@ -47,9 +48,7 @@ def gone_or_zombie(process: psutil.Process, timeout: float = 10) -> None:
 def test_service_starts_a_head_on_loopback_and_a_job_survives_a_service_crash(tmp_path):
     own_ray = {"ray": {"port": free_port(), "dashboard_port": free_port()}}
     platform = start_platform(tmp_path, {**JOBS_PLATFORM, "jobs": {**JOBS_PLATFORM["jobs"], **own_ray}})
-    head = RayBackend(
-        state_dir=str(platform.data_dir / "ray"), dashboard_port=own_ray["ray"]["dashboard_port"]
-    )
+    head = RayBackend(state_dir=str(platform.data_dir / "ray"), settings=RayConfig(**own_ray["ray"]))
     try:
         alice = platform.client("alice")
         code = "import time\nprint('before', flush=True)\ntime.sleep(25)\nprint('after', flush=True)\n"

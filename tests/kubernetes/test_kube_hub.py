@@ -130,7 +130,8 @@ def kube_platform(emulated, tmp_path) -> Iterator[Any]:
     config = {
         **PLATFORM,
         "backend": "kubernetes",
-        "kubernetes": {"namespace": namespace, "start_timeout": 90},
+        "kubernetes": {"namespace": namespace},
+        "start_timeout": 90,
     }
     env = {"KUBECONFIG": str(emulated.kubeconfig("hub")), "LAVAHUB_HUB_SERVICE": "127.0.0.1"}
     with KubeletThread(emulated, namespace, pods):

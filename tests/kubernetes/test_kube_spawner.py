@@ -20,8 +20,8 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 from tornado import web
 
+from lavahub.config import KubernetesConfig, KubernetesStorage
 from spawner.base import template_store
-from spawner.config import KubernetesConfig, KubernetesStorage
 from spawner.projects import Project
 from spawner.resources import Quota
 from spawner.store import TemplateStore
@@ -96,7 +96,7 @@ class Spawners:
             orm_spawner=SimpleNamespace(name=server, server=None),
             database_url=self.store.engine.url.render_as_string(hide_password=False),
             storage=KubernetesStorage(),
-            settings=KubernetesConfig(namespace=self.namespace, start_timeout=60),
+            settings=KubernetesConfig(namespace=self.namespace),
         )
         spawner.user_options = options
         spawner.api_token = "test-token"

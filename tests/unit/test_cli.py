@@ -79,7 +79,7 @@ def test_render_gpus_on_a_machine_without_them(tmp_path):
 def test_render_reads_the_template_store_once_the_platform_has_run(tmp_path):
     from dataclasses import replace
 
-    from spawner.config import load_config
+    from lavahub.config import load_config
     from spawner.store import TemplateStore
 
     config_file = tmp_path / "lavahub.yaml"

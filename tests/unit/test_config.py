@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from spawner.config import load_config, parse_config
+from lavahub.config import load_config, parse_config
 from spawner.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,8 +2,8 @@ import stat
 
 import pytest
 
-from services.credentials import ensure_credentials
-from spawner.config import parse_config
+from lavahub.config import parse_config
+from lavahub.credentials import ensure_credentials
 from spawner.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from spawner.config import KubernetesConfig, KubernetesStorage
+from lavahub.config import KubernetesConfig, KubernetesStorage
 from spawner.kube_plan import RESOURCES_ANNOTATION, plan_kube_workspace, pod_resources
 from spawner.options import resolve_options
 from spawner.projects import Project
@@ -107,7 +107,7 @@ def test_gpus_become_limits_a_model_selector_and_tolerations(projects, templates
 
 
 def test_model_label_is_configurable(projects, templates):
-    settings = replace(SETTINGS, gpu_product_label="cloud.google.com/gke-accelerator")
+    settings = SETTINGS.model_copy(update={"gpu_product_label": "cloud.google.com/gke-accelerator"})
     options = {"project": "vision", "template": "pytorch", "gpu_type": "NVIDIA-A100-SXM4-80GB"}
     plan = plan_for(projects, templates, options, settings=settings)
     assert plan.node_selector == {"cloud.google.com/gke-accelerator": "NVIDIA-A100-SXM4-80GB"}
@@ -120,7 +120,7 @@ def test_a_workspace_without_gpus_sees_none_and_stays_off_gpu_nodes(projects, te
     assert plan.node_affinity_required == [
         {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}]}
     ]
-    allowed = replace(SETTINGS, cpu_workspaces_off_gpu_nodes=False)
+    allowed = SETTINGS.model_copy(update={"cpu_workspaces_off_gpu_nodes": False})
     assert (
         plan_for(projects, templates, {"project": "default"}, settings=allowed).node_affinity_required == []
     )

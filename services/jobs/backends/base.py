@@ -111,6 +111,10 @@ class Backend(LoggingConfigurable):
     async def cleanup(self) -> None:
         """Release connections; running jobs keep running."""
 
+    def stop_cluster(self) -> str:
+        """`lavahub down`: stop what this backend started for the platform; what it did, in words."""
+        return "nothing to stop: this job backend starts no cluster of its own"
+
     @property
     def ready(self) -> bool:
         """Whether `submit` can be called now (the supervisor waits otherwise)."""

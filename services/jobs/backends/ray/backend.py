@@ -208,6 +208,16 @@ class RayBackend(Backend):
         digest = hashlib.sha256(str(Path(self.state_dir).resolve()).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"lavahub-ray-{digest}"
 
+    def stop_cluster(self) -> str:
+        if self.address:
+            return f"lavahub uses the Ray cluster at {self.address}; it is not lavahub's to stop"
+        stopped = self.stop_local_head()
+        return (
+            f"stopped the local Ray cluster ({stopped} processes)"
+            if stopped
+            else "no local Ray cluster was running"
+        )
+
     def stop_local_head(self, timeout: float = 15) -> int:
         """Stop this head's processes only (`ray stop` would stop every Ray on the machine).
 

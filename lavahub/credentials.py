@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from spawner.config import PlatformConfig
+from lavahub.config import PlatformConfig
 from spawner.errors import ConfigError
 
 

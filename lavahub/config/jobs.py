@@ -1,0 +1,69 @@
+"""`jobs`: the jobs service, the limits on a job, and the backend that runs jobs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .fields import Flag, Memory, OptionalText, Port, Section, refuse, whole
+
+RAY_WORKER_PORTS = (10002, 19999)  # ray start's default --min/max-worker-port
+
+
+class RayConfig(Section):
+    """The Ray cluster that runs jobs: any cluster by address, else a local head lavahub starts."""
+
+    address: OptionalText = Field(
+        None,
+        description="The Ray dashboard address of an existing cluster (such as http://ray-head:8265). "
+        "Default: start (or reuse) a local head on loopback.",
+    )
+    port: Port = Field(6380, description="The local head's GCS port.")
+    dashboard_port: Port = Field(8265, description="The local head's dashboard / Jobs API port (loopback).")
+    num_cpus: whole(1, optional=True) = Field(
+        None, description="CPUs the local head offers. Default: every core of this machine."
+    )
+    object_store_memory: Memory = Field(
+        256 * 2**20, description="The local head's object store, bytes or an amount such as 512Mi."
+    )
+    start_timeout: whole(1) = Field(
+        180, description="Seconds to wait for a local head's dashboard to answer."
+    )
+
+    @model_validator(mode="after")
+    def _outside_worker_ports(self) -> RayConfig:
+        low, high = RAY_WORKER_PORTS
+        for key in ("port", "dashboard_port"):
+            port = getattr(self, key)
+            if low <= port <= high:
+                raise refuse(
+                    f"{port} is in the range Ray keeps for its workers ({low}-{high})",
+                    at=key,
+                    hint="pick a port outside it, such as 6380 or 8265",
+                )
+        return self
+
+
+class JobsConfig(Section):
+    """The `jobs` service: its port, the limits on a job, and the backend it runs jobs on."""
+
+    enabled: Flag = Field(
+        True, description="Run the jobs service (false leaves %%job and `lavahub jobs` off)."
+    )
+    port: Port = Field(8082, description="The service's port on loopback; the proxy serves it.")
+    max_workers: whole(1) = Field(8, description="The most workers one job may ask for.")
+    max_code_bytes: whole(1) = Field(2**20, description="The largest cell a job may run, in bytes.")
+    default_timeout: whole(1) = Field(3600, description="Seconds a job may run when it names no timeout.")
+    max_timeout: whole(1) = Field(
+        7 * 24 * 3600, description="The longest timeout a job may ask for, seconds."
+    )
+    # The Volcano backend adds "volcano" here, and its own section `volcano` beside `ray`.
+    backend: Literal["ray"] = Field("ray", description="What runs jobs: ray (a Ray cluster).")
+    ray: RayConfig = Field(default_factory=RayConfig, description="The Ray cluster (backend ray).")
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> JobsConfig:
+        if self.default_timeout > self.max_timeout:
+            raise refuse("must not exceed jobs.max_timeout", at="default_timeout")
+        return self

@@ -1,0 +1,248 @@
+"""The platform config as a whole (`lavahub.yaml`): its top-level keys and the embedded defaults.
+
+Projects and templates are validated by spawner's own `project_from_dict` and
+`template_from_dict` (the hub, the store and the services use them too); this
+model only says where they sit in the config and what the embedded ones are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PrivateAttr, ValidationInfo, WithJsonSchema, field_validator, model_validator
+
+from spawner import checks
+from spawner.errors import ConfigError
+from spawner.names import SLUG_PATTERN
+from spawner.projects import PROJECT_KEYS, Project, project_from_dict
+from spawner.templates import FIELDS as TEMPLATE_KEYS
+from spawner.templates import Template, template_from_dict
+
+from .auth import AuthConfig
+from .fields import FilePath, Port, Section, Text, UserName, refuse, whole, whole_lines
+from .jobs import JobsConfig
+from .kubernetes import KubernetesConfig
+from .services import TemplatesServiceConfig
+from .storage import KubernetesStorage, StorageConfig
+
+# The embedded default: one machine, two projects, a CPU and a GPU template.
+EMBEDDED_PROJECTS: dict[str, Any] = {
+    "default": {"members": ["admin", "alice", "bob"], "quota": {"gpus": 1, "cpus": 8, "memory": "32Gi"}},
+    "vision": {"members": ["admin", "alice"], "quota": {"gpus": 1, "cpus": 8, "memory": "32Gi"}},
+}
+EMBEDDED_TEMPLATES: tuple[dict[str, Any], ...] = (
+    {
+        "slug": "python",
+        "display_name": "Python (CPU)",
+        "description": "Scientific Python: NumPy, pandas, scikit-learn.",
+        "image": "quay.io/jupyter/scipy-notebook:2025-01-06",
+        "cpus": 1, "memory": "2Gi", "max_cpus": 4, "max_memory": "8Gi",
+    },
+    {
+        "slug": "pytorch",
+        "display_name": "PyTorch (GPU)",
+        "description": "PyTorch with CUDA; asks for a GPU when the machine has one.",
+        "image": "quay.io/jupyter/pytorch-notebook:cuda12-2025-01-06",
+        "cpus": 2, "memory": "4Gi", "gpus": 0, "max_cpus": 4, "max_memory": "16Gi", "max_gpus": 1,
+        "projects": ["vision"],
+    },
+)  # fmt: skip
+
+
+def _embedded_templates(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The embedded templates, restricted only to projects this config has."""
+    projects = data.get("projects") or {}
+    return [
+        {**t, "projects": [p for p in t.get("projects", []) if p in projects]} for t in EMBEDDED_TEMPLATES
+    ]
+
+
+def _default_data_dir() -> str:
+    return str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "lavahub")
+
+
+def _sqlite_in_data_dir(name: str) -> Any:
+    return lambda data: f"sqlite:///{data['data_dir'] / name}" if "data_dir" in data else None
+
+
+# JSON Schema of what spawner's record validators accept (their own lists of keys).
+PROJECTS_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"pattern": SLUG_PATTERN.pattern},
+    "additionalProperties": {"type": "object", "propertyNames": {"enum": list(PROJECT_KEYS)}},
+}
+TEMPLATES_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["slug", "image"],
+        "propertyNames": {"enum": list(TEMPLATE_KEYS)},
+    },
+}
+
+
+class PlatformConfig(Section):
+    """The platform config. Every key is optional; without a file lavahub runs the embedded defaults."""
+
+    backend: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="local: JupyterLab processes on this machine, directories for volumes. "
+        "kubernetes: pods from the lavahub KubeSpawner, CephFS claims for volumes.",
+    )
+    data_dir: FilePath = Field(
+        default_factory=_default_data_dir,
+        validate_default=True,
+        description="Where the hub keeps its databases, credentials and (local backend) the volumes. "
+        "Relative paths are relative to the config file. Default: $XDG_DATA_HOME/lavahub "
+        "(~/.local/share/lavahub).",
+    )
+    bind: Text = Field(
+        "127.0.0.1", description="The address users reach. The local backend listens on loopback only."
+    )
+    port: Port = Field(8000, description="The port users reach (the proxy's).")
+    hub_port: Port = Field(8081, description="The hub's API port (loopback).")
+    proxy_api_port: Port = Field(8001, description="The proxy's API port (loopback).")
+    admins: tuple[UserName, ...] = Field(
+        ("admin",), description="These users log in with the admin password and administer the hub."
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Shared passwords (embedded mode).")
+    projects: Annotated[Mapping[str, Project], WithJsonSchema(PROJECTS_SCHEMA)] = Field(
+        default_factory=lambda: EMBEDDED_PROJECTS,
+        validate_default=True,
+        description="Projects (JupyterHub groups) by name: members (seeded on start), quota "
+        "(gpus, cpus, memory), queue (Volcano) and node_pool. At least one.",
+    )
+    templates: Annotated[tuple[Template, ...], WithJsonSchema(TEMPLATES_SCHEMA)] = Field(
+        default_factory=_embedded_templates,
+        validate_default=True,
+        description="Image templates, seeded into the template store on first start (a template an "
+        "admin later changes in the store is never overwritten from here).",
+    )
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage per backend.")
+    database_url: Text = Field(
+        default_factory=_sqlite_in_data_dir("lavahub.sqlite"),
+        description="lavahub's database (templates), a SQLAlchemy URL. Default: SQLite in data_dir.",
+    )
+    hub_database_url: Text = Field(
+        default_factory=_sqlite_in_data_dir("jupyterhub.sqlite"),
+        description="JupyterHub's database, a SQLAlchemy URL. Default: SQLite in data_dir.",
+    )
+    named_servers: whole(0) = Field(
+        3, description="How many named workspaces a user may have besides the default one."
+    )
+    start_timeout: whole(1) = Field(
+        300, description="Seconds a workspace (a local JupyterLab or a pod) may take to start."
+    )
+    jobs: JobsConfig = Field(default_factory=JobsConfig, description="The jobs service (cells as jobs).")
+    kubernetes: KubernetesConfig = Field(
+        default_factory=KubernetesConfig, description="The kubernetes backend's placement of workspaces."
+    )
+    templates_service: TemplatesServiceConfig = Field(
+        default_factory=TemplatesServiceConfig, description="The templates service (catalogue API)."
+    )
+
+    _source: Path | None = PrivateAttr(None)
+
+    @field_validator("projects", mode="plain")
+    @classmethod
+    def _projects(cls, value: Any) -> dict[str, Project]:
+        with whole_lines():
+            projects = {
+                name: project_from_dict(name, spec, checks.where("projects", name))
+                for name, spec in checks.mapping(value, "projects").items()
+            }
+            if not projects:
+                raise ConfigError("projects: at least one project is needed; every workspace belongs to one")
+        return projects
+
+    @field_validator("templates", mode="plain")
+    @classmethod
+    def _templates(cls, value: Any, info: ValidationInfo) -> tuple[Template, ...]:
+        known = set(info.data.get("projects") or ())
+        with whole_lines():
+            if not isinstance(value, list | tuple) or not value:
+                raise ConfigError("templates: must be a non-empty list of templates", field="templates")
+            templates = tuple(
+                template_from_dict(t, checks.where("templates", i), known_projects=known)
+                for i, t in enumerate(value)
+            )
+        slugs = [t.slug for t in templates]
+        for i, slug in enumerate(slugs):
+            if slug in slugs[:i]:
+                raise refuse(f"{checks.where('templates', i)}.slug: {slug!r} is used twice", line=True)
+        return templates
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlatformConfig:
+        if self.backend == "local" and not _is_loopback(self.bind):
+            raise refuse(
+                f"the local backend listens on loopback only, got {self.bind!r}",
+                at="bind",
+                hint="use 127.0.0.1 (or ::1); serve remote users with the kubernetes backend",
+            )
+        hub_ports = (self.port, self.hub_port, self.proxy_api_port)
+        if len(set(hub_ports)) != 3:
+            raise refuse("port, hub_port and proxy_api_port must be three different ports", line=True)
+        if self.jobs.port in hub_ports:
+            raise refuse("must differ from port, hub_port and proxy_api_port", at="jobs.port")
+        if self.templates_service.port in (*hub_ports, self.jobs.port):
+            raise refuse(
+                "must differ from port, hub_port, proxy_api_port and jobs.port", at="templates_service.port"
+            )
+        former = self.kubernetes.start_timeout
+        if former is not None and former != self.start_timeout:
+            if "start_timeout" in self.model_fields_set:
+                raise refuse(
+                    "is start_timeout under its former name; give only one", at="kubernetes.start_timeout"
+                )
+            # the one value both backends use; the model is frozen, so set it the way pydantic does
+            object.__setattr__(self, "start_timeout", former)
+        return self
+
+    # -- what the rest of the tree reads ------------------------------------------------
+    @property
+    def source(self) -> Path | None:
+        """The file this config was read from; None for the embedded defaults."""
+        return self._source
+
+    @property
+    def admin_password(self) -> str | None:
+        return self.auth.admin_password
+
+    @property
+    def user_password(self) -> str | None:
+        return self.auth.user_password
+
+    @property
+    def local_root(self) -> Path:
+        return self.storage.local.root or self.data_dir
+
+    @property
+    def kubernetes_storage(self) -> KubernetesStorage:
+        return self.storage.kubernetes
+
+    @property
+    def users(self) -> list[str]:
+        """Everyone who may log in: admins and every project's members."""
+        names = set(self.admins)
+        for project in self.projects.values():
+            names.update(project.members)
+        return sorted(names)
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.data_dir / "credentials"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

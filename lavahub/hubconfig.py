@@ -1,0 +1,145 @@
+"""The JupyterHub configuration of a lavahub platform, derived from its platform config.
+
+`jupyterhub_config.py` calls `configure` and nothing else: nothing here is a
+setting of its own, everything follows from the platform config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from traitlets.config import Config
+
+from spawner.base import template_store
+
+from .config import PlatformConfig
+from .credentials import ensure_credentials
+from .paths import proxy_command
+
+# What the hub passes on to its services from its own environment.
+SERVICE_ENV = ("LAVAHUB_CONFIG", "HOME", "XDG_DATA_HOME", "RAY_AUTH_TOKEN", "LAVAHUB_PROXY_COMMAND")
+
+
+def configure(c: Config, platform: PlatformConfig) -> None:
+    """Set `c` for this platform. It also creates the data dir, the embedded-mode credentials
+    (first start) and the template store's seed, as the hub needs them before it starts."""
+    credentials, _ = ensure_credentials(platform)
+    platform.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # --- Network: users reach the proxy; the hub and the proxy's API stay on loopback ---
+    c.JupyterHub.bind_url = f"http://{platform.bind}:{platform.port}"
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = platform.hub_port
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{platform.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(platform.data_dir / "jupyterhub-proxy.pid")
+    proxy = proxy_command()
+    if proxy:
+        c.ConfigurableHTTPProxy.command = [proxy]
+
+    # --- State ---
+    c.JupyterHub.db_url = platform.hub_database_url
+    c.JupyterHub.cookie_secret_file = str(platform.data_dir / "jupyterhub_cookie_secret")
+
+    # --- Who may log in: the shared-password authenticator; admins and project members only ---
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.admin_password = credentials.admin_password
+    c.SharedPasswordAuthenticator.user_password = credentials.user_password
+    c.Authenticator.admin_users = set(platform.admins)
+    c.Authenticator.allowed_users = set(platform.users)
+
+    # --- Projects are groups: membership and settings (quota, queue, node pool) live there ---
+    c.JupyterHub.load_groups = {
+        name: {"users": list(project.members), "properties": project.to_properties()}
+        for name, project in platform.projects.items()
+    }
+
+    # --- Workspaces ---
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = platform.named_servers
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = platform.start_timeout
+    c.Spawner.http_timeout = 60
+    template_store(platform.database_url).seed(platform.templates)
+
+    _services(c, platform)
+    _spawner(c, platform)
+
+
+def _services(c: Config, platform: PlatformConfig) -> None:
+    """Both services listen on loopback; the proxy serves them at /services/<name>/."""
+    service_env = {key: os.environ[key] for key in SERVICE_ENV if os.environ.get(key)}
+
+    def service(name: str, port: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "url": f"http://127.0.0.1:{port}",
+            "command": [sys.executable, "-m", f"services.{name}"],
+            "cwd": str(platform.data_dir),
+            "environment": service_env,
+            **extra,
+        }
+
+    # `templates`: the image-template catalogue (Services menu). Anyone lists the templates of
+    # their projects; hub admins and holders of custom:templates:admin change them.
+    c.JupyterHub.services = [
+        # oauth_no_confirm: lavahub's own page, no "authorize this service?" step
+        service("templates", platform.templates_service.port, display=True, oauth_no_confirm=True)
+    ]
+    c.JupyterHub.custom_scopes = {
+        "custom:templates:admin": {
+            "description": "Add, change, roll back and delete lavahub's image templates."
+        }
+    }
+    user_scopes = ["self", "access:services!service=templates"]
+    c.JupyterHub.load_roles = [
+        # the service reads projects (groups) and running workspaces' templates (usage counts)
+        {"name": "lavahub-templates", "scopes": ["list:groups", "list:users", "read:servers"],
+         "services": ["templates"]},
+        {"name": "lavahub-template-admins", "scopes": ["custom:templates:admin"],
+         "users": list(platform.templates_service.admins),
+         "groups": list(platform.templates_service.admin_groups)},
+    ]  # fmt: skip
+
+    # `jobs` runs notebook cells as distributed jobs. (`jobs.enabled: false` leaves it out.)
+    if platform.jobs.enabled:
+        jobs = service("jobs", platform.jobs.port, display=False)
+        c.JupyterHub.services.append(jobs)
+        # Every user may call the jobs service, and a workspace's own token may too, so the
+        # %%job magic and the lab extension use the JUPYTERHUB_API_TOKEN they already have.
+        user_scopes.append("access:services!service=jobs")
+        c.JupyterHub.load_roles.append(
+            {"name": "lavahub-jobs", "scopes": ["read:groups"], "services": ["jobs"]}
+        )
+        c.Spawner.server_token_scopes = [
+            "access:servers!server",
+            "users:activity!user",
+            "access:services!service=jobs",
+        ]
+        c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{jobs['url']}/services/jobs/"}
+    c.JupyterHub.load_roles.append({"name": "user", "scopes": user_scopes})
+
+
+def _spawner(c: Config, platform: PlatformConfig) -> None:
+    if platform.backend == "local":
+        from spawner.local import LocalSpawner
+
+        c.JupyterHub.spawner_class = LocalSpawner
+        c.LocalSpawner.database_url = platform.database_url
+        c.LocalSpawner.storage_root = str(platform.local_root)
+        c.LocalSpawner.ip = "127.0.0.1"
+        return
+
+    from spawner.kube import KubeWorkspaceSpawner
+
+    # Workspaces are pods; the hub runs in a pod too and is reached through its Service.
+    c.JupyterHub.spawner_class = KubeWorkspaceSpawner
+    c.KubeWorkspaceSpawner.database_url = platform.database_url
+    c.KubeWorkspaceSpawner.storage = platform.kubernetes_storage
+    c.KubeWorkspaceSpawner.settings = platform.kubernetes
+    # Pods reach the hub at its Service (LAVAHUB_HUB_SERVICE); it listens there, or on
+    # loopback when that is where pods reach it (the tests' fake kubelet runs them here).
+    hub_service = os.environ.get("LAVAHUB_HUB_SERVICE", "hub")
+    c.JupyterHub.hub_connect_ip = hub_service
+    c.JupyterHub.hub_ip = "127.0.0.1" if hub_service in ("127.0.0.1", "localhost") else "0.0.0.0"

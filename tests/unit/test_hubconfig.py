@@ -1,0 +1,116 @@
+"""lavahub.hubconfig.configure: the JupyterHub config a platform config produces."""
+
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from lavahub.config import parse_config
+from lavahub.hubconfig import configure
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def configured(tmp_path, **raw) -> tuple[Config, object]:
+    platform = parse_config({"data_dir": str(tmp_path / "data"), **raw})
+    c = Config()
+    configure(c, platform)
+    return c, platform
+
+
+def test_local_platform(tmp_path):
+    c, _ = configured(tmp_path, port=9000, start_timeout=45)
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:9000"
+    assert (c.JupyterHub.hub_ip, c.JupyterHub.hub_port) == ("127.0.0.1", 8081)
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'data' / 'jupyterhub.sqlite'}"
+    assert c.JupyterHub.spawner_class.__name__ == "LocalSpawner"
+    assert c.LocalSpawner.storage_root == str(tmp_path / "data")
+    assert c.Spawner.start_timeout == 45
+    assert c.Authenticator.admin_users == {"admin"}
+    assert c.Authenticator.allowed_users == {"admin", "alice", "bob"}
+    assert set(c.JupyterHub.load_groups) == {"default", "vision"}
+    # the embedded passwords are generated on first start, the templates seeded
+    assert len(c.SharedPasswordAuthenticator.admin_password) >= 32
+    assert (tmp_path / "data" / "credentials").exists()
+    assert (tmp_path / "data" / "lavahub.sqlite").exists()
+
+
+def test_services_roles_and_scopes(tmp_path):
+    c, _ = configured(tmp_path, templates_service={"admins": ["dana"], "admin_groups": ["vision"]})
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert {name: s["url"] for name, s in services.items()} == {
+        "templates": "http://127.0.0.1:8083",
+        "jobs": "http://127.0.0.1:8082",
+    }
+    assert services["jobs"]["command"] == [sys.executable, "-m", "services.jobs"]
+    assert services["templates"]["display"] and not services["jobs"]["display"]
+    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    assert set(roles) == {"lavahub-templates", "lavahub-template-admins", "lavahub-jobs", "user"}
+    assert (roles["lavahub-template-admins"]["users"], roles["lavahub-template-admins"]["groups"]) == (
+        ["dana"],
+        ["vision"],
+    )
+    assert roles["user"]["scopes"] == [
+        "self",
+        "access:services!service=templates",
+        "access:services!service=jobs",
+    ]
+    assert "access:services!service=jobs" in c.Spawner.server_token_scopes
+    assert c.Spawner.environment == {"LAVAHUB_JOBS_URL": "http://127.0.0.1:8082/services/jobs/"}
+
+
+def test_without_jobs_there_is_no_jobs_service(tmp_path):
+    c, _ = configured(tmp_path, jobs={"enabled": False})
+    assert [s["name"] for s in c.JupyterHub.services] == ["templates"]
+    assert "server_token_scopes" not in c.Spawner
+    assert "LAVAHUB_JOBS_URL" not in c.Spawner.get("environment", {})
+
+
+def test_kubernetes_platform(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAVAHUB_HUB_SERVICE", raising=False)
+    c, platform = configured(
+        tmp_path, backend="kubernetes", bind="0.0.0.0", kubernetes={"namespace": "ml", "start_timeout": 90}
+    )
+    assert c.JupyterHub.spawner_class.__name__ == "KubeWorkspaceSpawner"
+    assert c.KubeWorkspaceSpawner.settings.namespace == "ml"
+    assert c.KubeWorkspaceSpawner.storage == platform.kubernetes_storage
+    assert (c.JupyterHub.hub_connect_ip, c.JupyterHub.hub_ip) == ("hub", "0.0.0.0")
+    assert c.JupyterHub.bind_url == "http://0.0.0.0:8000"
+    # one start timeout for both backends; kubernetes.start_timeout is its former name
+    assert c.Spawner.start_timeout == platform.start_timeout == 90
+
+
+def test_hub_config_file_refuses_a_bad_config_in_one_line(tmp_path):
+    bad = tmp_path / "lavahub.yaml"
+    bad.write_text("jobs:\n  ray:\n    port: 15000\n")
+    run = (
+        "import runpy, traitlets.config as t; "
+        f"runpy.run_path({str(REPO / 'jupyterhub_config.py')!r}, init_globals={{'get_config': t.Config}})"
+    )
+    env = {**os.environ, "LAVAHUB_CONFIG": str(bad), "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "lavahub: error: lavahub.yaml: jobs.ray.port: 15000 is in the range Ray keeps for its workers "
+        "(10002-19999) (pick a port outside it, such as 6380 or 8265)\n"
+    )
+
+
+def test_hub_config_file_configures_from_the_platform_config(tmp_path, monkeypatch):
+    config = tmp_path / "lavahub.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\nport: 9100\n")
+    monkeypatch.setenv("LAVAHUB_CONFIG", str(config))
+    c = Config()
+    runpy.run_path(str(REPO / "jupyterhub_config.py"), init_globals={"get_config": lambda: c})
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:9100"
+
+
+@pytest.mark.parametrize("backend", ["local", "kubernetes"])
+def test_the_data_dir_is_private(tmp_path, backend):
+    configured(tmp_path, backend=backend)
+    assert (tmp_path / "data").stat().st_mode & 0o077 == 0
