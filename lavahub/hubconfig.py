@@ -117,7 +117,10 @@ def _services(c: Config, platform: PlatformConfig) -> None:
             "users:activity!user",
             "access:services!service=jobs",
         ]
-        c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{jobs['url']}/services/jobs/"}
+        c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{_jobs_url(platform)}/services/jobs/"}
+        if platform.backend == "kubernetes" and not _is_loopback(hub_service()):
+            # pods call the service directly at the hub's Service, so it listens beyond loopback
+            jobs["environment"] = {**jobs["environment"], "LAVAHUB_JOBS_LISTEN": "0.0.0.0"}
     c.JupyterHub.load_roles.append({"name": "user", "scopes": user_scopes})
 
 
@@ -140,6 +143,20 @@ def _spawner(c: Config, platform: PlatformConfig) -> None:
     c.KubeWorkspaceSpawner.settings = platform.kubernetes
     # Pods reach the hub at its Service (LAVAHUB_HUB_SERVICE); it listens there, or on
     # loopback when that is where pods reach it (the tests' fake kubelet runs them here).
-    hub_service = os.environ.get("LAVAHUB_HUB_SERVICE", "hub")
-    c.JupyterHub.hub_connect_ip = hub_service
-    c.JupyterHub.hub_ip = "127.0.0.1" if hub_service in ("127.0.0.1", "localhost") else "0.0.0.0"
+    c.JupyterHub.hub_connect_ip = hub_service()
+    c.JupyterHub.hub_ip = "127.0.0.1" if _is_loopback(hub_service()) else "0.0.0.0"
+
+
+def hub_service() -> str:
+    """Where workspace pods reach the hub pod: its Service (`LAVAHUB_HUB_SERVICE`, the chart's `hub`)."""
+    return os.environ.get("LAVAHUB_HUB_SERVICE", "hub")
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost")
+
+
+def _jobs_url(platform: PlatformConfig) -> str:
+    """The jobs service as workspaces reach it: on loopback locally, at the hub's Service from pods."""
+    host = hub_service() if platform.backend == "kubernetes" else "127.0.0.1"
+    return f"http://{host}:{platform.jobs.port}"

@@ -24,7 +24,9 @@ async def serve() -> None:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/jobs/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{config.jobs.port}"))
     app = make_app(ctx, prefix)
-    app.listen(url.port or config.jobs.port, address=url.hostname or "127.0.0.1", xheaders=True)
+    # on loopback; on Kubernetes also at the hub pod's address, where workspace pods call it
+    address = os.environ.get("LAVAHUB_JOBS_LISTEN") or url.hostname or "127.0.0.1"
+    app.listen(url.port or config.jobs.port, address=address, xheaders=True)
     logging.getLogger(__name__).info("jobs service listening on %s%s", url.geturl().rstrip("/"), prefix)
     await backend.setup()
     ctx.supervisor.start()

@@ -83,6 +83,10 @@ def test_kubernetes_platform(tmp_path, monkeypatch):
     assert c.JupyterHub.bind_url == "http://0.0.0.0:8000"
     # one start timeout for both backends; kubernetes.start_timeout is its former name
     assert c.Spawner.start_timeout == platform.start_timeout == 90
+    # pods reach the jobs service at the hub's Service, where it listens beyond loopback
+    assert c.Spawner.environment == {"LAVAHUB_JOBS_URL": "http://hub:8082/services/jobs/"}
+    jobs = next(s for s in c.JupyterHub.services if s["name"] == "jobs")
+    assert jobs["environment"]["LAVAHUB_JOBS_LISTEN"] == "0.0.0.0"
 
 
 def test_hub_config_file_refuses_a_bad_config_in_one_line(tmp_path):

@@ -1,0 +1,52 @@
+"""A submission's checks that depend on where workers run: volumes as workers see them, capabilities."""
+
+import pytest
+
+from lavahub.config import JobsConfig, KubernetesStorage
+from services.jobs.backends.base import Capabilities
+from services.jobs.spec import Caller, validate_submission
+from spawner.errors import PublicError
+from spawner.projects import project_from_dict
+from spawner.templates import template_from_dict
+from spawner.volumes import kube_volume_plan
+
+PROJECTS = {"vision": project_from_dict("vision", {"members": ["alice"]}, "projects.vision")}
+TEMPLATES = [template_from_dict({"slug": "python", "image": "python:3.11", "cpus": 1}, "templates[0]")]
+RAY = Capabilities(frameworks=("python", "pytorch", "ray"), driver_frameworks=frozenset({"ray"}))
+POD_VOLUMES = kube_volume_plan("alice", "vision", admin=False, storage=KubernetesStorage())
+
+
+def submit(body, capabilities=RAY):
+    return validate_submission(
+        body, caller=Caller("alice"), projects=PROJECTS, templates=TEMPLATES, limits=JobsConfig(),
+        capabilities=capabilities, capacity=None, in_use={}, volumes=POD_VOLUMES, job_id="a" * 16,
+    )  # fmt: skip
+
+
+def test_a_pods_working_directory_is_where_the_pod_mounts_the_volumes():
+    spec = submit({"code": "print(1)", "cwd": "/home/jovyan/notebooks/./exp"})
+    assert spec.cwd == "/home/jovyan/notebooks/exp"
+    assert spec.job_dir == f"/home/jovyan/.lavahub/jobs/{'a' * 16}"
+    assert submit({"code": "print(1)", "cwd": "/mnt/projects/vision"}).cwd == "/mnt/projects/vision"
+    assert submit({"code": "print(1)"}).cwd == "/home/jovyan"
+    assert {v.kind for v in spec.volumes} == {"personal", "project", "global"}
+
+
+@pytest.mark.parametrize("cwd", ["/etc", "/home/jovyan/../../etc", "/home/jovyanx", "relative/dir"])
+def test_a_working_directory_outside_the_volumes_is_refused(cwd):
+    with pytest.raises(PublicError) as refused:
+        submit({"code": "print(1)", "cwd": cwd})
+    assert refused.value.field == "cwd"
+
+
+def test_the_backends_capabilities_decide_frameworks_and_driver_jobs():
+    with pytest.raises(PublicError) as refused:
+        submit({"code": "print(1)", "framework": "mpi"})
+    assert refused.value.field == "framework"
+    assert str(refused.value).startswith("framework must be one of python, pytorch, ray, got 'mpi'.")
+    assert "does not run mpi jobs" in (refused.value.hint or "")
+    with pytest.raises(PublicError) as refused:
+        submit({"code": "print(1)", "framework": "ray", "workers": 2})
+    assert refused.value.field == "workers"
+    everything = Capabilities(frameworks=("python", "pytorch", "mpi", "ray"))
+    assert submit({"code": "print(1)", "framework": "mpi", "workers": 2}, everything).workers == 2
