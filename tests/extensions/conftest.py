@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from .jobs_service import TOKEN, JobsService
+from .jobs_service import TOKEN, JobsService, running
 from .kernel import Kernel
 
 PROJECT = "vision"
@@ -17,10 +17,8 @@ PROJECT = "vision"
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobsService]:
-    started = JobsService(tmp_path_factory.mktemp("platform"))
-    started.start()
-    yield started
-    started.stop()
+    with running(tmp_path_factory.mktemp("platform")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

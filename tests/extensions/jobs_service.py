@@ -15,10 +15,11 @@ application.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -193,6 +194,17 @@ class JobsService:
             if time.monotonic() > deadline:
                 raise AssertionError(f"not so within {timeout} s: {condition}")
             time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def running(data_dir: Path) -> Iterator[JobsService]:
+    """A started service keeping its data in `data_dir`, stopped afterwards."""
+    service = JobsService(data_dir)
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 class ServiceJob:

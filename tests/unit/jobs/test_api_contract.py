@@ -25,7 +25,7 @@ from tornado import web
 from services.jobs.backends.base import Diagnosis, Shortfall
 from services.jobs.models import FRAMEWORKS, JobState
 from services.jobs.openapi import ID, STATE_ENUM, openapi
-from tests.extensions.jobs_service import NO_ACCESS_TOKEN, PREFIX, TOKEN, JobsService
+from tests.extensions.jobs_service import NO_ACCESS_TOKEN, PREFIX, TOKEN, JobsService, running
 from tests.extensions.scripted_backend import Plan
 
 DOC = openapi(PREFIX)
@@ -161,10 +161,8 @@ def test_every_schema_is_valid_json_schema() -> None:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobsService]:
-    started = JobsService(tmp_path_factory.mktemp("platform"))
-    started.start()
-    yield started
-    started.stop()
+    with running(tmp_path_factory.mktemp("platform")) as started:
+        yield started
 
 
 def test_every_route_of_the_application_is_in_the_document(service: JobsService) -> None:
