@@ -1,4 +1,5 @@
-"""A fake jobs service on loopback and a real IPython kernel whose environment points at it."""
+"""The real jobs service on loopback (a test hub, a scripted cluster) and a real IPython kernel
+whose environment points at it, started in the user's personal directory as a workspace is."""
 
 from __future__ import annotations
 
@@ -8,22 +9,20 @@ from collections.abc import Iterator
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from .fake_jobs_service import TOKEN, FakeJobsService
+from .jobs_service import TOKEN, JobsService, running
 from .kernel import Kernel
 
 PROJECT = "vision"
 
 
 @pytest.fixture(scope="module")
-def service() -> Iterator[FakeJobsService]:
-    fake = FakeJobsService()
-    fake.start()
-    yield fake
-    fake.stop()
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobsService]:
+    with running(tmp_path_factory.mktemp("platform")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
-def kernel(service: FakeJobsService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+def kernel(service: JobsService) -> Iterator[Kernel]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -35,7 +34,8 @@ def kernel(service: FakeJobsService, tmp_path_factory: pytest.TempPathFactory) -
         LAVAHUB_PROJECT=PROJECT,
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
-    cwd = tmp_path_factory.mktemp("notebook")
+    cwd = service.workspace(PROJECT) / "notebooks"
+    cwd.mkdir(parents=True, exist_ok=True)
     manager, client = start_new_kernel(kernel_name="python3", env=env, cwd=str(cwd), startup_timeout=60)
     started = Kernel(manager, client)
     loaded = started.execute("%load_ext lavahub_jupyter")
@@ -46,5 +46,5 @@ def kernel(service: FakeJobsService, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(autouse=True)
-def _fresh_requests(service: FakeJobsService) -> None:
+def _fresh_requests(service: JobsService) -> None:
     service.reset()

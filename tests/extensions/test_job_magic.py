@@ -1,12 +1,21 @@
-"""The %%job magic and its line magics, in a real kernel, against a fake jobs service over real HTTP."""
+"""The %%job magic and its line magics, in a real kernel, against the real jobs service over real HTTP.
+
+The service runs with a test hub and a scripted cluster (`jobs_service.JobsService`): a test
+queues the `Plan` its next job follows, then looks at what the service received and recorded.
+"""
 
 from __future__ import annotations
 
 import threading
 
+from services.jobs.backends.base import Diagnosis, Shortfall
+
 from .conftest import PROJECT
-from .fake_jobs_service import FakeJobsService, Plan
+from .jobs_service import JobsService
 from .kernel import Execution, Kernel
+from .scripted_backend import Plan
+
+NO_GPUS_FREE = Diagnosis(pool="default", shortfalls=(Shortfall("GPUs", need=2, free=0, total=2),))
 
 
 def assert_one_line_error(run: Execution, expected: str) -> str:
@@ -20,10 +29,9 @@ def assert_one_line_error(run: Execution, expected: str) -> str:
     return line
 
 
-def test_logs_stream_into_the_cell_while_the_job_runs(kernel: Kernel, service: FakeJobsService) -> None:
+def test_logs_stream_into_the_cell_while_the_job_runs(kernel: Kernel, service: JobsService) -> None:
     lines = [f"[worker-{rank % 2}] step {step}" for step, rank in enumerate(range(5))]
-    service.plans.append(Plan(pending=1.2, explain="Waiting for 2 GPUs in project vision.", lines=lines,
-                              interval=0.25))  # fmt: skip
+    service.plans.append(Plan(pending=1.2, diagnosis=NO_GPUS_FREE, lines=lines, interval=0.25))
 
     run = kernel.execute("%%job --workers 2 --gpus 1 --name train\nprint('hello')\n")
 
@@ -35,7 +43,8 @@ def test_logs_stream_into_the_cell_while_the_job_runs(kernel: Kernel, service: F
     # the first line was in the cell before the job ended, not dumped at the end
     assert run.time_of(lines[0]) < job.finished_at - 0.5
     assert out.index(f"job {job.id} submitted: train, 2 workers") < out.index("pending")
-    assert out.count("Waiting for 2 GPUs in project vision.") == 1
+    waiting = "The job is waiting: queue default does not have enough free GPUs for all its workers at once."
+    assert out.count(waiting) == 1
     assert out.index("pending") < out.index(" running") < out.index(lines[0])
     assert out.index(lines[-1]) < out.index(" succeeded in ")
     (stream,) = service.recorded("GET", "/logs")  # one stream, from the first line
@@ -43,7 +52,7 @@ def test_logs_stream_into_the_cell_while_the_job_runs(kernel: Kernel, service: F
 
 
 def test_submission_carries_code_options_and_the_workspace_defaults(
-    kernel: Kernel, service: FakeJobsService
+    kernel: Kernel, service: JobsService
 ) -> None:
     cwd = kernel.execute("import os; print(os.getcwd())").stdout.strip()
     run = kernel.execute(
@@ -67,7 +76,7 @@ def test_submission_carries_code_options_and_the_workspace_defaults(
     }
 
 
-def test_detach_prints_and_returns_the_job_id_at_once(kernel: Kernel, service: FakeJobsService) -> None:
+def test_detach_prints_and_returns_the_job_id_at_once(kernel: Kernel, service: JobsService) -> None:
     service.plans.append(Plan(outcome=None))  # would never end
 
     run = kernel.execute("%%job --detach\nprint('later')\n")
@@ -80,21 +89,22 @@ def test_detach_prints_and_returns_the_job_id_at_once(kernel: Kernel, service: F
     kernel.execute(f"%job_cancel {job.id}")
 
 
-def test_a_refused_submission_is_one_line_without_traceback(kernel: Kernel, service: FakeJobsService) -> None:
+def test_a_refused_submission_is_one_line_without_traceback(kernel: Kernel, service: JobsService) -> None:
     run = kernel.execute("%%job --workers 4 --gpus 2\nprint('big')\n")
 
-    line = assert_one_line_error(run, "lavahub: project vision allows 4 GPUs, this job asks for 8")
-    assert line.endswith("(ask for fewer GPUs or workers)")
+    line = assert_one_line_error(run, "lavahub: Project 'vision' has a quota of 4 GPUs;")
+    assert "asks for 8." in line
+    assert line.endswith("GPUs, or stop a running workspace of the project)")
 
 
-def test_bad_arguments_and_unknown_exports_are_one_line(kernel: Kernel, service: FakeJobsService) -> None:
+def test_bad_arguments_and_unknown_exports_are_one_line(kernel: Kernel, service: JobsService) -> None:
     assert_one_line_error(kernel.execute("%%job --workers two\nx = 1\n"), "lavahub: argument --workers:")
     assert_one_line_error(kernel.execute("%%job --wat\nx = 1\n"), "unrecognized arguments: --wat")
     assert_one_line_error(kernel.execute("%%job --export nope\nx = 1\n"), "cannot export 'nope'")
     assert not service.recorded("POST")
 
 
-def test_a_missing_or_unreachable_service_is_one_line(kernel: Kernel, service: FakeJobsService) -> None:
+def test_a_missing_or_unreachable_service_is_one_line(kernel: Kernel, service: JobsService) -> None:
     code = (
         "import os; saved = os.environ.pop('LAVAHUB_JOBS_URL')\n"
         "try:\n"
@@ -118,7 +128,7 @@ def test_a_missing_or_unreachable_service_is_one_line(kernel: Kernel, service: F
     assert_one_line_error(kernel.execute(code), "lavahub: cannot reach the jobs service at http://127.0.0.1:")
 
 
-def test_interrupting_the_kernel_cancels_the_job(kernel: Kernel, service: FakeJobsService) -> None:
+def test_interrupting_the_kernel_cancels_the_job(kernel: Kernel, service: JobsService) -> None:
     service.plans.append(Plan(lines=["[worker-0] started"], outcome=None))  # runs until cancelled
     interrupted = threading.Event()
 
@@ -140,7 +150,7 @@ def test_interrupting_the_kernel_cancels_the_job(kernel: Kernel, service: FakeJo
     assert kernel.execute("print('still alive')").stdout == "still alive\n"
 
 
-def test_export_sends_cloudpickled_notebook_values(kernel: Kernel, service: FakeJobsService) -> None:
+def test_export_sends_cloudpickled_notebook_values(kernel: Kernel, service: JobsService) -> None:
     kernel.execute("lr = 0.001\nlayers = [64, 32]\nscale = lambda x: x * 10\n")
 
     run = kernel.execute("%%job --export lr,layers --export scale\nprint(lr)\n")
@@ -154,7 +164,7 @@ def test_export_sends_cloudpickled_notebook_values(kernel: Kernel, service: Fake
     assert exports["scale"](3) == 30  # a notebook lambda travels by value
 
 
-def test_result_comes_back_into_the_notebook(kernel: Kernel, service: FakeJobsService) -> None:
+def test_result_comes_back_into_the_notebook(kernel: Kernel, service: JobsService) -> None:
     service.plans.append(Plan(lines=["[worker-0] done"], result={"loss": [0.9, 0.4], "epochs": 2}))
 
     run = kernel.execute("%%job --workers 2 --result metrics\nmetrics = train()\n")
@@ -166,20 +176,25 @@ def test_result_comes_back_into_the_notebook(kernel: Kernel, service: FakeJobsSe
     assert shown.stdout == "[('epochs', 2), ('loss', [0.9, 0.4])]\n"
 
 
-def test_a_missing_result_is_one_line(kernel: Kernel, service: FakeJobsService) -> None:
+def test_a_missing_result_is_one_line(kernel: Kernel, service: JobsService) -> None:
     run = kernel.execute("%%job --result nothing\npass\n")
 
     assert_one_line_error(run, "sent back no result 'nothing'")
 
 
 def test_a_failed_job_names_its_exit_code_and_shows_the_failing_worker(
-    kernel: Kernel, service: FakeJobsService
+    kernel: Kernel, service: JobsService
 ) -> None:
-    details = ["[worker-1] Traceback (most recent call last):", "[worker-1] ValueError: bad batch"]
+    lines = [
+        "[worker-1] loading",
+        "[worker-1] Traceback (most recent call last):",
+        "[worker-1] ValueError: bad batch",
+    ]
     service.plans.append(
-        Plan(lines=["[worker-1] loading"], outcome="failed", exit_code=3,
-             reason="worker 1 exited with code 3", details=details)
-    )  # fmt: skip
+        Plan(
+            lines=lines, outcome="failed", exit_code=3, reason="worker 1 exited with code 3", failed_worker=1
+        )
+    )
 
     run = kernel.execute("%%job --workers 2\nraise ValueError('bad batch')\n")
 
@@ -189,14 +204,28 @@ def test_a_failed_job_names_its_exit_code_and_shows_the_failing_worker(
     assert run.errors[0]["traceback"] == [
         f"lavahub: job {job.id} failed with exit code 3 (worker 1 exited with code 3)"
     ]
+    # the service's explanation: what failed, then the failing worker's last lines
+    assert "The job failed: worker 1 exited with code 3.\n[worker-1] loading" in run.stderr
     assert "[worker-1] ValueError: bad batch" in run.stderr
-    assert "hint: Fix the error above" in run.stderr
     assert f"job {job.id[:8]}… failed" in run.stdout
 
 
-def test_a_dropped_log_stream_is_resumed_where_it_stopped(kernel: Kernel, service: FakeJobsService) -> None:
+def test_a_timed_out_job_is_stopped_and_says_what_to_change(kernel: Kernel, service: JobsService) -> None:
+    service.plans.append(Plan(lines=["[worker-0] working"], outcome=None))  # would never end
+
+    run = kernel.execute("%%job --timeout 1\nwhile True: pass\n")
+
+    job = service.last_job()
+    assert run.errors[0]["traceback"] == [f"lavahub: job {job.id} failed (timeout)"]
+    assert "The job failed: timeout." in run.stderr
+    assert "hint: raise --timeout (it was 1 s) or make the job shorter" in run.stderr
+    assert job.script.state == "cancelled", "the cluster was told to stop it"
+
+
+def test_a_dropped_log_stream_is_resumed_where_it_stopped(kernel: Kernel, service: JobsService) -> None:
     lines = [f"[worker-0] line {n}" for n in range(6)]
-    service.plans.append(Plan(lines=lines, interval=0.1, drop_after=2))
+    service.plans.append(Plan(lines=lines, interval=0.1))
+    service.cut_next_log_stream(after=2)
 
     run = kernel.execute("%%job\nx = 1\n")
 
@@ -207,19 +236,18 @@ def test_a_dropped_log_stream_is_resumed_where_it_stopped(kernel: Kernel, servic
     assert follows[:2] == [{"follow": "true", "since": "0"}, {"follow": "true", "since": "2"}]
 
 
-def test_jobs_lists_jobs_and_logs_and_cancel_act_on_one(kernel: Kernel, service: FakeJobsService) -> None:
+def test_jobs_lists_jobs_and_logs_and_cancel_act_on_one(kernel: Kernel, service: JobsService) -> None:
     service.plans.append(Plan(lines=["[worker-0] a", "[worker-0] b"], outcome=None))
     kernel.execute("%%job --detach --name listed\nx = 1\n")
     job = service.last_job()
+    service.wait_for(lambda: len(job.logs) == 2)  # running, and both lines are in the service's log
 
     listing = kernel.execute("%jobs")
     header, first, *_ = listing.stdout.splitlines()
     assert header.split() == ["ID", "NAME", "STATE", "PROJECT", "WORKERS", "CREATED"]
-    assert first.split()[:5] == [job.id, "listed", job.state, PROJECT, "1"]
+    assert first.split()[:5] == [job.id, "listed", "running", PROJECT, "1"]
     assert len(listing.stdout.splitlines()) == len(service.jobs) + 1
 
-    with service.changed:
-        service.changed.wait_for(lambda: len(job.logs) == 2, timeout=5)
     assert kernel.execute(f"%job_logs {job.id}").stdout == "[worker-0] a\n[worker-0] b\n"
 
     cancelled = kernel.execute(f"%job_cancel {job.id}")
@@ -227,6 +255,8 @@ def test_jobs_lists_jobs_and_logs_and_cancel_act_on_one(kernel: Kernel, service:
     assert job.state == "cancelled"
 
     assert_one_line_error(
-        kernel.execute("%job_logs nosuchjob"), "lavahub: no job nosuchjob (%jobs lists your jobs)"
+        kernel.execute("%job_logs 0123456789abcdef"),
+        "lavahub: No job 0123456789abcdef. (GET jobs lists your jobs)",
     )
+    assert_one_line_error(kernel.execute("%job_logs nosuchjob"), "lavahub: No such endpoint: GET ")
     assert_one_line_error(kernel.execute("%job_cancel"), "lavahub: the following arguments are required: id")
