@@ -29,6 +29,7 @@ import cloudpickle
 from jupyterhub.services.auth import HubAuth
 from tornado import httpserver, httputil, netutil, web
 
+from lavahub.config import parse_config
 from services.jobs.app import Context, make_app
 from services.jobs.models import Job
 from services.jobs.spec import Caller
@@ -37,11 +38,6 @@ from spawner.volumes import by_kind
 from .hub_api import TestHub, user_model
 from .scripted_backend import Plan, Script, ScriptedBackend
 from .stream_cutter import StreamCutter
-
-try:  # the one place the platform config is imported from; it is moving to lavahub.config
-    from spawner.config import parse_config
-except ImportError:
-    from lavahub.config import parse_config  # type: ignore[import-not-found,no-redef]
 
 PREFIX = "/services/jobs/"
 USER = "alice"
