@@ -52,6 +52,7 @@ test-kubernetes: install kube-apiserver
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

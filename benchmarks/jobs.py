@@ -140,6 +140,7 @@ def ray_run(ray: JobSubmissionClient, script: Path) -> float:
 def breakdown(job: dict[str, Any], ray: JobSubmissionClient, data_dir: Path) -> str:
     """Where a lavahub job's time went: its timestamps, its Ray job's and the launcher's log."""
     info = ray.get_job_info(SUBMISSION_PREFIX + job["id"])
+    assert info.start_time is not None and info.end_time is not None  # the job has run and ended
     r0, r1 = info.start_time / 1000, info.end_time / 1000
     created, started = ts(job["created"]), ts(job["started"])
     steps = {

@@ -88,7 +88,8 @@ async def spawns(cluster: KubeCluster, runs: int, database_url: str) -> tuple[li
     async with await cluster.api_client() as admin:
         from kubernetes_asyncio.client import CoreV1Api
 
-        await CoreV1Api(admin).create_namespace({"metadata": {"name": NAMESPACE}})
+        # its stubs want a V1Namespace; the client sends the dict as it is
+        await CoreV1Api(admin).create_namespace({"metadata": {"name": NAMESPACE}})  # type: ignore[arg-type]
         await grant_hub_role(admin, NAMESPACE)
         kubelet = FakeKubelet(admin)
         await kubelet.register_node("node-1")

@@ -160,8 +160,8 @@ def main() -> int:
                 try:
                     elapsed = timed_spawn(client, options)
                 except Exception:
-                    log = log_tail(tmp / f"{name}.log")
-                    print(f"{name} spawn failed; end of its log:\n{log}", file=sys.stderr)
+                    tail = log_tail(tmp / f"{name}.log")
+                    print(f"{name} spawn failed; end of its log:\n{tail}", file=sys.stderr)
                     raise
                 if i >= args.warmup:
                     times[name].append(elapsed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado import web
 from traitlets import Unicode, default
@@ -35,6 +35,12 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
 
     A Configurable itself, so its options are real traits: `c.LocalSpawner.database_url`.
     """
+
+    if TYPE_CHECKING:  # what it uses of the JupyterHub Spawner it is mixed into
+        user: Any  # jupyterhub.user.User (JupyterHub ships no type information)
+        name: str
+        user_options: dict[str, Any]
+        _spawn_pending: bool
 
     database_url = Unicode(
         "sqlite:///lavahub.sqlite",
@@ -116,5 +122,5 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
 def refusal(error: PublicError) -> web.HTTPError:
     """A spawn refusal the hub relays to the user as a 400 (API) or a form message (page)."""
     http_error = web.HTTPError(400, "%s", str(error))
-    http_error.jupyterhub_message = str(error)
+    http_error.jupyterhub_message = str(error)  # type: ignore[attr-defined]  # JupyterHub reads it off HTTPError
     return http_error

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import PublicError
 
@@ -103,6 +104,11 @@ def check_quota(
     knows whom to ask or what to stop.
     """
     used = sum(in_use.values(), Resources())
+    # (what, its quota, in use, asked for, how an amount reads, a holder's amount); each
+    # amount is a number of its own kind (int GPUs and bytes, float CPUs), read by its own format
+    checks: tuple[
+        tuple[str, float | None, float, float, Callable[[Any], str], Callable[[Resources], float]], ...
+    ]
     checks = (
         ("GPUs", quota.gpus, used.gpus, request.gpus, str, lambda r: r.gpus),
         ("CPUs", quota.cpus, used.cpus, request.cpus, format_cpus, lambda r: r.cpus),

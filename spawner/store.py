@@ -7,6 +7,7 @@ spawn, so catalogue changes apply without a hub restart.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ class TemplateStore:
         if create:
             upgrade(self.engine)
 
-    def list(self) -> list[Template]:
+    def list(self) -> builtins.list[Template]:
         """Every template, disabled ones included, in a stable order (by slug)."""
         with Session(self.engine) as session:
             rows = session.scalars(select(TemplateRow).order_by(TemplateRow.slug)).all()
@@ -81,7 +82,7 @@ class TemplateStore:
             stored = self._write(session, row, template, author)
         return stored
 
-    def put_many(self, templates: Iterable[Template], author: str) -> list[Template]:
+    def put_many(self, templates: Iterable[Template], author: str) -> builtins.list[Template]:
         """Create or change several templates in one transaction: all of them, or none."""
         with Session(self.engine) as session, session.begin():
             return [self._write(session, session.get(TemplateRow, t.slug), t, author) for t in templates]
@@ -109,14 +110,15 @@ class TemplateStore:
             )
         return report
 
-    def history(self, slug: str) -> list[dict[str, Any]]:
+    def history(self, slug: str) -> builtins.list[dict[str, Any]]:
         with Session(self.engine) as session:
             rows = session.scalars(
                 select(TemplateVersionRow)
                 .where(TemplateVersionRow.slug == slug)
                 .order_by(TemplateVersionRow.version)
             ).all()
-            history, previous = [], {}
+            history: builtins.list[dict[str, Any]] = []
+            previous: dict[str, Any] = {}
             for r in rows:
                 history.append({
                     "version": r.version,

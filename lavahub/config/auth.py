@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from .fields import Section, password, refuse
+from .fields import AdminPassword, Section, UserPassword, refuse
 
 
 class AuthConfig(Section):
     """Shared passwords for JupyterHub's shared-password authenticator. Left out, strong ones are
     generated on first start into <data_dir>/credentials (mode 0600) and printed once."""
 
-    admin_password: password(32) = Field(
+    admin_password: AdminPassword = Field(
         None, description="The admins' password (at least 32 characters). Default: generated."
     )
-    user_password: password(8) = Field(
+    user_password: UserPassword = Field(
         None, description="Every other user's password (at least 8 characters). Default: generated."
     )
 

@@ -89,22 +89,24 @@ Text = Annotated[str, Field(min_length=1), checked(checks.string)]
 OptionalText = Annotated[str | None, checked(_optional(checks.string))]
 
 
-def matching(pattern: re.Pattern[str], rule: str) -> Any:
-    """A non-empty string that matches `pattern`; a mismatch is explained by `rule`."""
-    schema = Field(min_length=1, json_schema_extra={"pattern": pattern.pattern})
-    return Annotated[str, schema, checked(checks.string, pattern=pattern, rule=rule)]
+def pattern_schema(pattern: re.Pattern[str]) -> Any:
+    """The schema half of a string type that must match `pattern`: non-empty, the pattern."""
+    return Field(min_length=1, json_schema_extra={"pattern": pattern.pattern})
 
 
-Slug = matching(SLUG_PATTERN, SLUG_RULE)
-UserName = matching(USER_PATTERN, USER_RULE)
+def matching(pattern: re.Pattern[str], rule: str) -> BeforeValidator:
+    """The check half: a string that matches `pattern`; a mismatch is explained by `rule`."""
+    return checked(checks.string, pattern=pattern, rule=rule)
 
 
-def whole(minimum: int, *, optional: bool = False) -> Any:
-    """A whole number >= minimum (true and false are not numbers); with `optional`, or null."""
-    number = Annotated[int, Field(ge=minimum)]
-    if optional:
-        return Annotated[number | None, checked(_optional(checks.whole), minimum=minimum)]
-    return Annotated[number, checked(checks.whole, minimum=minimum)]
+# A non-empty string that matches a pattern: Annotated[str, pattern_schema(P), matching(P, RULE)].
+Slug = Annotated[str, pattern_schema(SLUG_PATTERN), matching(SLUG_PATTERN, SLUG_RULE)]
+UserName = Annotated[str, pattern_schema(USER_PATTERN), matching(USER_PATTERN, USER_RULE)]
+
+# Whole numbers >= a minimum (true and false are not numbers); the Optional one may be null.
+Whole = Annotated[int, Field(ge=0), checked(checks.whole, minimum=0)]
+Positive = Annotated[int, Field(ge=1), checked(checks.whole, minimum=1)]
+OptionalPositive = Annotated[Annotated[int, Field(ge=1)] | None, checked(_optional(checks.whole), minimum=1)]
 
 
 def _tcp_port(value: Any, path: str) -> int:
@@ -124,16 +126,17 @@ Memory = Annotated[
 
 
 def _password(value: Any, path: str, minimum: int) -> str:
-    if len(checks.string(value, path)) < minimum:
+    text = checks.string(value, path)
+    if len(text) < minimum:
         raise ConfigError(
-            f"must be at least {minimum} characters, got {len(value)}",
+            f"must be at least {minimum} characters, got {len(text)}",
             hint="or leave it out and lavahub generates a strong one on first start",
         )
-    return value
+    return text
 
 
-def password(minimum: int) -> Any:
-    return Annotated[str | None, checked(_optional(_password), minimum=minimum)]
+AdminPassword = Annotated[str | None, checked(_optional(_password), minimum=32)]
+UserPassword = Annotated[str | None, checked(_optional(_password), minimum=8)]
 
 
 def _path(value: Any, info: Any) -> Path:

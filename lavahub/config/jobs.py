@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .fields import Flag, Memory, OptionalText, Port, Section, refuse, whole
+from .fields import Flag, Memory, OptionalPositive, OptionalText, Port, Positive, Section, refuse
 
 RAY_WORKER_PORTS = (10002, 19999)  # ray start's default --min/max-worker-port
 
@@ -21,13 +21,13 @@ class RayConfig(Section):
     )
     port: Port = Field(6380, description="The local head's GCS port.")
     dashboard_port: Port = Field(8265, description="The local head's dashboard / Jobs API port (loopback).")
-    num_cpus: whole(1, optional=True) = Field(
+    num_cpus: OptionalPositive = Field(
         None, description="CPUs the local head offers. Default: every core of this machine."
     )
     object_store_memory: Memory = Field(
         256 * 2**20, description="The local head's object store, bytes or an amount such as 512Mi."
     )
-    start_timeout: whole(1) = Field(
+    start_timeout: Positive = Field(
         180, description="Seconds to wait for a local head's dashboard to answer."
     )
 
@@ -52,10 +52,10 @@ class JobsConfig(Section):
         True, description="Run the jobs service (false leaves %%job and `lavahub jobs` off)."
     )
     port: Port = Field(8082, description="The service's port on loopback; the proxy serves it.")
-    max_workers: whole(1) = Field(8, description="The most workers one job may ask for.")
-    max_code_bytes: whole(1) = Field(2**20, description="The largest cell a job may run, in bytes.")
-    default_timeout: whole(1) = Field(3600, description="Seconds a job may run when it names no timeout.")
-    max_timeout: whole(1) = Field(
+    max_workers: Positive = Field(8, description="The most workers one job may ask for.")
+    max_code_bytes: Positive = Field(2**20, description="The largest cell a job may run, in bytes.")
+    default_timeout: Positive = Field(3600, description="Seconds a job may run when it names no timeout.")
+    max_timeout: Positive = Field(
         7 * 24 * 3600, description="The longest timeout a job may ask for, seconds."
     )
     # The Volcano backend adds "volcano" here, and its own section `volcano` beside `ray`.

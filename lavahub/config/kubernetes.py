@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from spawner.names import LABEL_KEY_PATTERN, LABEL_KEY_RULE
 from spawner.templates import IMAGE_PATTERN, IMAGE_RULE
 
-from .fields import Flag, Section, Slug, matching, whole
+from .fields import Flag, OptionalPositive, Section, Slug, matching, pattern_schema
 
-LabelKey = matching(LABEL_KEY_PATTERN, LABEL_KEY_RULE)
-Image = matching(IMAGE_PATTERN, IMAGE_RULE)
+LabelKey = Annotated[str, pattern_schema(LABEL_KEY_PATTERN), matching(LABEL_KEY_PATTERN, LABEL_KEY_RULE)]
+Image = Annotated[str, pattern_schema(IMAGE_PATTERN), matching(IMAGE_PATTERN, IMAGE_RULE)]
 DEFAULT_GPU_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
 
 
@@ -39,7 +39,7 @@ class KubernetesConfig(Section):
     init_image: Image = Field(
         "busybox:1.36", description="The init container's image: it creates missing storage directories."
     )
-    start_timeout: whole(1, optional=True) = Field(
+    start_timeout: OptionalPositive = Field(
         None,
         description="The top-level start_timeout under its former name; given, it is used instead "
         "(giving both with different values is refused).",

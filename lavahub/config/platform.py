@@ -23,7 +23,7 @@ from spawner.templates import FIELDS as TEMPLATE_KEYS
 from spawner.templates import Template, template_from_dict
 
 from .auth import AuthConfig
-from .fields import FilePath, Port, Section, Text, UserName, refuse, whole, whole_lines
+from .fields import FilePath, Port, Positive, Section, Text, UserName, Whole, refuse, whole_lines
 from .jobs import JobsConfig
 from .kubernetes import KubernetesConfig
 from .services import TemplatesServiceConfig
@@ -132,10 +132,10 @@ class PlatformConfig(Section):
         default_factory=_sqlite_in_data_dir("jupyterhub.sqlite"),
         description="JupyterHub's database, a SQLAlchemy URL. Default: SQLite in data_dir.",
     )
-    named_servers: whole(0) = Field(
+    named_servers: Whole = Field(
         3, description="How many named workspaces a user may have besides the default one."
     )
-    start_timeout: whole(1) = Field(
+    start_timeout: Positive = Field(
         300, description="Seconds a workspace (a local JupyterLab or a pod) may take to start."
     )
     jobs: JobsConfig = Field(default_factory=JobsConfig, description="The jobs service (cells as jobs).")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import Field
 
-from .fields import OptionalPath, Section, Slug, matching, whole
+from .fields import OptionalPath, Section, Slug, Whole, matching, pattern_schema
 
 ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
-MountPath = matching(ABSOLUTE_PATH, "an absolute path of letters, digits and . _ - /")
+MOUNT_PATH_RULE = "an absolute path of letters, digits and . _ - /"
+MountPath = Annotated[str, pattern_schema(ABSOLUTE_PATH), matching(ABSOLUTE_PATH, MOUNT_PATH_RULE)]
 
 
 class LocalStorage(Section):
@@ -33,8 +35,8 @@ class KubernetesStorage(Section):
     home_mount: MountPath = Field(
         "/home/jovyan", description="Where the personal volume is mounted in a workspace: its home."
     )
-    uid: whole(0) = Field(1000, description="The user id the notebook runs as.")
-    gid: whole(0) = Field(100, description="The group id the notebook runs as, and the pod's fsGroup.")
+    uid: Whole = Field(1000, description="The user id the notebook runs as.")
+    gid: Whole = Field(100, description="The group id the notebook runs as, and the pod's fsGroup.")
 
 
 class StorageConfig(Section):

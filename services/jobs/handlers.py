@@ -38,7 +38,7 @@ class APIHandler(JsonApiHandler):
 
     @property
     def ctx(self) -> Context:
-        return self.settings["ctx"]  # type: ignore[no-any-return]
+        return self.settings["ctx"]
 
     async def prepare(self) -> None:
         await super().prepare()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -65,6 +66,10 @@ class TransitionRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; every timestamp here is UTC
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -134,7 +139,7 @@ class JobStore:
         state: str | None = None,
         limit: int = 100,
         unfinished: bool = False,
-    ) -> list[Job]:
+    ) -> builtins.list[Job]:
         query = select(JobRow).order_by(JobRow.created.desc()).limit(limit)
         if user is not None:
             query = query.where(JobRow.user == user)
@@ -147,7 +152,7 @@ class JobStore:
         with Session(self.engine) as session:
             return [_job(row) for row in session.scalars(query)]
 
-    def unfinished(self) -> list[Job]:
+    def unfinished(self) -> builtins.list[Job]:
         jobs = self.list(unfinished=True, limit=100_000)
         return sorted(jobs, key=lambda job: job.created)
 
@@ -157,7 +162,7 @@ class JobStore:
         """Move a job to `state`; a finished job never changes again."""
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
-            row = session.get(JobRow, job_id)
+            row = session.get_one(JobRow, job_id)
             current = JobState(row.state)
             if current.done or current == state:
                 return _job(row)
@@ -189,7 +194,7 @@ class JobStore:
         with Session(self.engine) as session:
             return session.scalar(select(JobRow.spec).where(JobRow.id == job_id))
 
-    def transitions(self, job_id: str) -> list[tuple[str, str | None, datetime]]:
+    def transitions(self, job_id: str) -> builtins.list[tuple[str, str | None, datetime]]:
         with Session(self.engine) as session:
             rows = session.scalars(
                 select(TransitionRow).where(TransitionRow.job_id == job_id).order_by(TransitionRow.id)

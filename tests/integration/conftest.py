@@ -27,7 +27,7 @@ LAVAHUB = str(Path(sys.executable).with_name("lavahub"))
 ADMIN_PASSWORD = "admin-password-for-the-tests-0123456789"
 USER_PASSWORD = "user-password-for-tests"
 
-PLATFORM = {
+PLATFORM: dict[str, Any] = {
     "admins": ["admin"],
     "auth": {"admin_password": ADMIN_PASSWORD, "user_password": USER_PASSWORD},
     "projects": {
@@ -174,3 +174,10 @@ def workspace_process(user: str, server: str = "") -> tuple[int, dict[str, str]]
         if ours and "JUPYTERHUB_SERVICE_PREFIX" in env:
             return int(entry.name), env
     return None
+
+
+def running_workspace(user: str, server: str = "") -> tuple[int, dict[str, str]]:
+    """`workspace_process` of a workspace that must be running."""
+    found = workspace_process(user, server)
+    assert found is not None, f"no JupyterLab of {user}/{server} is running"
+    return found

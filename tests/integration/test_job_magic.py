@@ -15,7 +15,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from tests.extensions.kernel import Kernel
-from tests.integration.conftest import workspace_process
+from tests.integration.conftest import running_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def notebook(platform) -> Iterator[tuple[Kernel, object]]:
     alice = platform.client("alice")
     assert alice.spawn("", {"project": "default", "template": "python"}).status_code in (201, 202)
     alice.wait_ready("")
-    _, env = workspace_process("alice")
+    _, env = running_workspace("alice")
     with pytest.MonkeyPatch.context() as patch:
         # kernelspecs are looked up in this process: use the workspace's JUPYTER_PATH, as its server does
         patch.setenv("JUPYTER_PATH", env["JUPYTER_PATH"])

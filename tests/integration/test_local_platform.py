@@ -10,7 +10,7 @@ import time
 import pytest
 
 from spawner.gpus import inventory
-from tests.integration.conftest import workspace_process
+from tests.integration.conftest import running_workspace, workspace_process
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_workspace_from_a_template_opens_in_the_personal_directory(platform):
         lab = alice.session.get(f"{alice.server_url()}lab", timeout=10)
         assert lab.status_code == 200 and "JupyterLab" in lab.text
 
-        pid, env = workspace_process("alice")
+        pid, env = running_workspace("alice")
         personal = platform.data_dir / "users/alice"
         assert os.readlink(f"/proc/{pid}/cwd") == str(personal)
         assert env["LAVAHUB_PROJECT"] == "vision"
@@ -148,7 +148,7 @@ def test_spawn_from_the_form(platform):
     assert response.status_code == 302, response.text
     alice.wait_ready("fromform")
     try:
-        _, env = workspace_process("alice", "fromform")
+        _, env = running_workspace("alice", "fromform")
         assert (env["LAVAHUB_PROJECT"], env["LAVAHUB_TEMPLATE"], env["LAVAHUB_MEMORY"]) == (
             "vision",
             "python",

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from tests.hubclient import HubClient
-from tests.integration.conftest import PLATFORM, start_platform, workspace_process
+from tests.integration.conftest import PLATFORM, running_workspace, start_platform
 from tests.unit.test_db import write_old_database
 
 pytestmark = pytest.mark.integration
@@ -84,7 +84,7 @@ def test_a_running_workspace_survives_a_hub_crash_and_keeps_its_quota_share(tmp_
     alice = first.client("alice")
     assert alice.spawn("", {"project": "default", "cpus": 2}).status_code in (201, 202)
     alice.wait_ready("")
-    pid, _ = workspace_process("alice")
+    pid, _ = running_workspace("alice")
     first.process.send_signal(signal.SIGKILL)  # `lavahub up` execs jupyterhub: this is the hub
     first.process.wait(10)
     assert psutil.pid_exists(pid)

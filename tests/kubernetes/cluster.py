@@ -34,6 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes_asyncio.client import ApiClient, RbacAuthorizationV1Api
 from kubernetes_asyncio.config import new_client_from_config
 
+# kubernetes_asyncio's stubs type every request body as its model class (V1Pod...); its client
+# sends a plain dict as it is, hence `type: ignore[arg-type]` where a call passes one
+
 KUBERNETES_VERSION = "1.20.2"
 BUILD_HINT = "kube-apiserver not built: run `make kube-apiserver` (tests/kubernetes/build-apiserver)"
 ADMIN = "admin"
@@ -47,9 +50,10 @@ async def grant_hub_role(admin: ApiClient, namespace: str, user: str = "hub") ->
     """Bind `user` to exactly the chart's hub Role in `namespace`."""
     rbac = RbacAuthorizationV1Api(admin)
     await rbac.create_namespaced_role(
-        namespace, {"metadata": {"name": "lavahub-hub"}, "rules": HUB_ROLE_RULES}
+        namespace,
+        {"metadata": {"name": "lavahub-hub"}, "rules": HUB_ROLE_RULES},  # type: ignore[arg-type]
     )
-    await rbac.create_namespaced_role_binding(namespace, {
+    await rbac.create_namespaced_role_binding(namespace, {  # type: ignore[arg-type]
         "metadata": {"name": "lavahub-hub"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lavahub-hub"},
         "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],

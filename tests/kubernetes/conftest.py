@@ -19,6 +19,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from .cluster import BUILD_HINT, ExternalCluster, KubeCluster, apiserver_binary, etcd_binary
 from .kubelet import FakeKubelet
 
+# kubernetes_asyncio's stubs type every request body as its model class (V1Pod...); its client
+# sends a plain dict as it is, hence `type: ignore[arg-type]` where a call passes one
+
 # Users the session's API server knows, with their groups; they have only what RBAC grants.
 USERS = {
     "hub": ["lavahub:hub"],
@@ -71,7 +74,7 @@ async def namespace(admin_api: ApiClient) -> AsyncIterator[str]:
     """A fresh namespace per test. Nothing finalizes namespaces on the test server: it stays Terminating."""
     name = f"test-{uuid.uuid4().hex[:8]}"
     core = CoreV1Api(admin_api)
-    await core.create_namespace({"metadata": {"name": name, "labels": {"lavahub.test": "true"}}})
+    await core.create_namespace({"metadata": {"name": name, "labels": {"lavahub.test": "true"}}})  # type: ignore[arg-type]
     yield name
     try:
         await core.delete_namespace(name)

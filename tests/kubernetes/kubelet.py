@@ -19,6 +19,10 @@ from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Pod
 from kubernetes_asyncio.client.exceptions import ApiException
 
+# kubernetes_asyncio's stubs type every request body as its model class (V1Pod...); its client
+# sends a plain dict as it is, hence `type: ignore[arg-type]` where a call passes one,
+# and where `_preload_content=False` answers the raw response instead
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "8", "pods": "110"}
@@ -70,7 +74,7 @@ class FakeKubelet:
             },
             "spec": {"taints": [dict(t) for t in taints]},
         }
-        await self.core.create_node(body)
+        await self.core.create_node(body)  # type: ignore[arg-type]
         return await self.set_node_status(name, capacity=capacity, ready=ready)
 
     async def set_node_status(
@@ -129,9 +133,12 @@ class FakeKubelet:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         response = await self.core.create_namespaced_pod_binding(
-            name, namespace, body, _preload_content=False
+            name,
+            namespace,
+            body,  # type: ignore[arg-type]
+            _preload_content=False,
         )
-        response.release()
+        response.release()  # type: ignore[attr-defined]
 
     async def run_pod(self, namespace: str, name: str, node: str, *, ip: str | None = None) -> V1Pod:
         """Bind the pod to `node` if unbound, then report it Running and Ready with pod IP `ip`."""
@@ -223,7 +230,9 @@ class FakeKubelet:
         preconditions = {"uid": uid} if uid else None
         with contextlib.suppress(ApiException):  # already gone
             await self.core.delete_namespaced_pod(
-                name, namespace, body={"gracePeriodSeconds": 0, "preconditions": preconditions}
+                name,
+                namespace,
+                body={"gracePeriodSeconds": 0, "preconditions": preconditions},  # type: ignore[arg-type]
             )
 
     # --- the loop --------------------------------------------------------------------------------

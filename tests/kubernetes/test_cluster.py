@@ -21,6 +21,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from .cluster import ExternalCluster, KubeCluster, KubeClusterError
 from .kubelet import FakeKubelet
 
+# kubernetes_asyncio's stubs type every request body as its model class (V1Pod...); its client
+# sends a plain dict as it is, hence `type: ignore[arg-type]` where a call passes one;
+# and they type ApiException.body bytes, which the client hands back decoded (str)
+
 pytestmark = pytest.mark.kubernetes
 
 
@@ -67,8 +71,8 @@ async def test_fake_kubelet_runs_a_gpu_pod(
 ) -> None:
     core = CoreV1Api(admin_api)
     async with asyncio.timeout(60), kubelet.running(namespace, node, "app=notebook"):
-        await core.create_namespaced_pod(namespace, gpu_pod("other", {"app": "other"}))
-        await core.create_namespaced_pod(namespace, gpu_pod("nb", {"app": "notebook"}))
+        await core.create_namespaced_pod(namespace, gpu_pod("other", {"app": "other"}))  # type: ignore[arg-type]
+        await core.create_namespaced_pod(namespace, gpu_pod("nb", {"app": "notebook"}))  # type: ignore[arg-type]
         pod, events = await wait_for_pod(core, namespace, "nb", "Running")
 
         assert events[0] == "ADDED Pending"
@@ -105,7 +109,7 @@ async def test_before_ready_sees_the_bound_pod_and_picks_its_ip(
 
     core = CoreV1Api(admin_api)
     async with asyncio.timeout(30), kubelet.running(namespace, node, "app=a", before_ready=before_ready):
-        await core.create_namespaced_pod(namespace, gpu_pod("a", {"app": "a"}))
+        await core.create_namespaced_pod(namespace, gpu_pod("a", {"app": "a"}))  # type: ignore[arg-type]
         pod, _ = await wait_for_pod(core, namespace, "a", "Running")
     assert seen == [("a", node)]
     assert pod.status.pod_ip == "127.0.0.7"
@@ -115,9 +119,9 @@ async def test_run_and_fail_pods_by_hand(
     admin_api: ApiClient, kubelet: FakeKubelet, namespace: str, node: str
 ) -> None:
     core = CoreV1Api(admin_api)
-    await core.create_namespaced_pod(namespace, gpu_pod("a", {"app": "a"}))
-    await core.create_namespaced_pod(namespace, gpu_pod("b", {"app": "b"}))
-    await core.create_namespaced_pod(namespace, gpu_pod("c", {"app": "c"}))
+    await core.create_namespaced_pod(namespace, gpu_pod("a", {"app": "a"}))  # type: ignore[arg-type]
+    await core.create_namespaced_pod(namespace, gpu_pod("b", {"app": "b"}))  # type: ignore[arg-type]
+    await core.create_namespaced_pod(namespace, gpu_pod("c", {"app": "c"}))  # type: ignore[arg-type]
 
     running = await kubelet.run_pod(namespace, "a", node, ip="127.0.0.2")
     assert (running.spec.node_name, running.status.phase, running.status.pod_ip) == (
@@ -142,11 +146,11 @@ async def test_run_and_fail_pods_by_hand(
 
 async def test_gpu_request_without_limit_is_rejected(admin_api: ApiClient, namespace: str) -> None:
     with pytest.raises(ApiException) as raised:
-        await CoreV1Api(admin_api).create_namespaced_pod(namespace, gpu_pod("nb", {}, limits=False))
+        await CoreV1Api(admin_api).create_namespaced_pod(namespace, gpu_pod("nb", {}, limits=False))  # type: ignore[arg-type]
     assert raised.value.status == 422
     # 1.20 names the field, not the resource
-    assert "spec.containers[0].resources.limits" in raised.value.body
-    assert "Limit must be set for non overcommitable resources" in raised.value.body
+    assert "spec.containers[0].resources.limits" in raised.value.body  # type: ignore[operator]
+    assert "Limit must be set for non overcommitable resources" in raised.value.body  # type: ignore[operator]
 
 
 async def test_custom_resources_are_validated(
@@ -168,7 +172,7 @@ async def test_custom_resources_are_validated(
     }
     group, plural = "tests.lavahub.io", "gangs"
     await ApiextensionsV1Api(admin_api).create_custom_resource_definition(
-        {
+        {  # type: ignore[arg-type]
             "metadata": {"name": f"{plural}.{group}"},
             "spec": {
                 "group": group,
@@ -206,7 +210,7 @@ async def test_custom_resources_are_validated(
     with pytest.raises(ApiException) as raised:
         await custom.create_namespaced_custom_object(group, "v1", namespace, plural, gang("bad", "two"))
     assert raised.value.status == 422
-    assert "spec.minAvailable in body must be of type integer" in raised.value.body
+    assert "spec.minAvailable in body must be of type integer" in raised.value.body  # type: ignore[operator]
     [listed] = (await custom.list_namespaced_custom_object(group, "v1", namespace, plural))["items"]
     assert listed["spec"] == {"minAvailable": 2}
 
@@ -222,14 +226,14 @@ async def test_restricted_user_needs_a_role_binding(
         rbac = RbacAuthorizationV1Api(admin_api)
         await rbac.create_namespaced_role(
             namespace,
-            {
+            {  # type: ignore[arg-type]
                 "metadata": {"name": "pod-reader"},
                 "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
             },
         )
         await rbac.create_namespaced_role_binding(
             namespace,
-            {
+            {  # type: ignore[arg-type]
                 "metadata": {"name": "restricted-reads-pods"},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
                 "subjects": [
@@ -247,7 +251,7 @@ async def test_restricted_user_needs_a_role_binding(
         assert pods.items == []
 
         with pytest.raises(ApiException) as raised:  # still nothing cluster-wide, nothing written
-            await CoreV1Api(restricted).create_namespaced_pod(namespace, gpu_pod("nb", {}))
+            await CoreV1Api(restricted).create_namespaced_pod(namespace, gpu_pod("nb", {}))  # type: ignore[arg-type]
         assert raised.value.status == 403
 
 

@@ -31,6 +31,9 @@ from tests.integration.conftest import PLATFORM, start_platform
 from .cluster import grant_hub_role
 from .kubelet import FakeKubelet
 
+# kubernetes_asyncio's stubs type every request body as its model class (V1Pod...); its client
+# sends a plain dict as it is, hence `type: ignore[arg-type]` where a call passes one
+
 pytestmark = [pytest.mark.kubernetes, pytest.mark.integration]
 
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
@@ -96,7 +99,7 @@ class KubeletThread:
         try:
             async with await self.cluster.api_client() as admin:
                 core = CoreV1Api(admin)
-                await core.create_namespace({"metadata": {"name": self.namespace}})
+                await core.create_namespace({"metadata": {"name": self.namespace}})  # type: ignore[arg-type]
                 await grant_hub_role(admin, self.namespace)
                 kubelet = FakeKubelet(admin)
                 node = f"node-{self.namespace}"
@@ -135,7 +138,7 @@ def kube_platform(emulated, tmp_path) -> Iterator[Any]:
     }
     env = {"KUBECONFIG": str(emulated.kubeconfig("hub")), "LAVAHUB_HUB_SERVICE": "127.0.0.1"}
     with KubeletThread(emulated, namespace, pods):
-        platform = start_platform(tmp_path / "hub", config, env_extra=env)
+        platform: Any = start_platform(tmp_path / "hub", config, env_extra=env)  # gets two attributes more
         platform.namespace, platform.cluster = namespace, emulated
         try:
             yield platform
@@ -150,7 +153,9 @@ def test_a_user_starts_a_workspace_pod_from_the_form_and_an_admins_change_shows_
 
     # a template added to the store appears at the next form load, with no restart
     store = template_store(f"sqlite:///{kube_platform.data_dir / 'lavahub.sqlite'}")
-    store.put(replace(store.get("python"), slug="fresh", display_name="Fresh"), author="admin")
+    python = store.get("python")
+    assert python is not None
+    store.put(replace(python, slug="fresh", display_name="Fresh"), author="admin")
     assert 'value="fresh"' in alice.page("hub/spawn").text
 
     response = alice.submit_form("hub/spawn", {"project": "default", "template": "fresh", "cpus": "2"})

@@ -31,6 +31,10 @@ from . import SPAWNER_KUBECONFIG
 from .cluster import grant_hub_role
 from .kubelet import FakeKubelet
 
+# kubernetes_asyncio's stubs type every request body as its model class (V1Pod...); its client
+# sends a plain dict as it is, hence `type: ignore[arg-type]` where a call passes one;
+# `jupyterhub_message` is JupyterHub's attribute on tornado's HTTPError, unknown to tornado's types
+
 pytestmark = pytest.mark.kubernetes
 
 SELECTOR = "component=singleuser-server"
@@ -210,7 +214,7 @@ async def test_quota_counts_the_projects_running_pods_and_names_the_largest_user
     with pytest.raises(web.HTTPError) as refused:
         await asyncio.wait_for(second.start(), 60)
     assert refused.value.status_code == 400
-    assert refused.value.jupyterhub_message == (
+    assert refused.value.jupyterhub_message == (  # type: ignore[attr-defined]
         "Project 'vision' has a quota of 3 GPUs; 2 are in use (alice 2) and this workspace asks for 2."
         " (ask for at most 1 GPUs, or stop a running workspace of the project)"
     )
@@ -240,7 +244,7 @@ async def test_a_template_disabled_while_a_workspace_runs(spawners, store, admin
     await spawner.stop()
     with pytest.raises(web.HTTPError) as refused:
         await asyncio.wait_for(spawner.start(), 60)
-    assert "disabled" in refused.value.jupyterhub_message
+    assert "disabled" in refused.value.jupyterhub_message  # type: ignore[attr-defined]
     form = await spawner.get_options_form()
     assert 'value="pytorch"' not in form and 'value="mig"' in form
 
@@ -259,7 +263,7 @@ async def test_the_hub_identity_has_nothing_beyond_the_charts_rules(emulated, hu
             core.list_namespaced_secret(hub_identity),
             core.list_namespaced_pod("default"),
             core.list_node(),
-            core.create_namespaced_persistent_volume_claim(hub_identity, {"metadata": {"name": "x"}}),
+            core.create_namespaced_persistent_volume_claim(hub_identity, {"metadata": {"name": "x"}}),  # type: ignore[arg-type]
         ):
             with pytest.raises(ApiException) as denied:
                 await forbidden

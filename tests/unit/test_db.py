@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 from sqlalchemy.exc import IntegrityError
 
 import services.jobs.store
@@ -99,6 +99,7 @@ def test_an_old_database_upgrades_with_its_templates_and_jobs(old_database):
 
     jobs = JobStore(old_database)
     first, second = jobs.get("1" * 16), jobs.get("2" * 16)
+    assert first is not None and second is not None
     assert (first.submitted, first.log_complete, first.failed_worker) == (True, True, 1)
     assert (first.template_version, first.queue, first.result) == (1, "gpu", "result.pkl")
     assert (second.submitted, second.log_complete, second.failed_worker) == (False, False, None)
@@ -161,13 +162,13 @@ def test_a_duplicate_template_version_is_refused(tmp_path):
     store = TemplateStore(f"sqlite:///{tmp_path / 'lavahub.sqlite'}")
     row = {"slug": "python", "spec": PYTHON, "author": "admin", "created_at": datetime.now(UTC)}
     with store.engine.begin() as connection:
-        connection.execute(spawner.store.TemplateRow.__table__.insert().values(
+        connection.execute(insert(spawner.store.TemplateRow).values(
             slug="python", spec=PYTHON, version=1, enabled=True, updated_by="admin",
             updated_at=datetime.now(UTC),
         ))  # fmt: skip
-        connection.execute(spawner.store.TemplateVersionRow.__table__.insert().values(version=1, **row))
+        connection.execute(insert(spawner.store.TemplateVersionRow).values(version=1, **row))
     with pytest.raises(IntegrityError), store.engine.begin() as connection:
-        connection.execute(spawner.store.TemplateVersionRow.__table__.insert().values(version=1, **row))
+        connection.execute(insert(spawner.store.TemplateVersionRow).values(version=1, **row))
 
 
 def test_sqlite_waits_for_locks_and_logs_ahead(tmp_path):
@@ -192,6 +193,7 @@ def test_job_store_update_sets_only_explicit_columns(tmp_path):
     }
     store.update(job.id, submitted=True, backend_state={"ray": "raysubmit_1"})
     stored = store.get(job.id)
+    assert stored is not None
     assert stored.submitted and stored.backend_state == {"ray": "raysubmit_1"}
     with pytest.raises(TypeError, match="state"):
         store.update(job.id, state="running")

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from lavahub.config import parse_config
+from lavahub.config import PlatformConfig, parse_config
 from lavahub.hubconfig import configure
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def configured(tmp_path, **raw) -> tuple[Config, object]:
+def configured(tmp_path, **raw) -> tuple[Config, PlatformConfig]:
     platform = parse_config({"data_dir": str(tmp_path / "data"), **raw})
     c = Config()
     configure(c, platform)

@@ -51,7 +51,8 @@ def test_import_adds_and_changes_with_a_version_and_author(config):
     done = templates(config, "import", "-", "--author", "dana", stdin=yaml.safe_dump(catalogue))
     assert done.returncode == 0 and done.stdout == "added 1 (r-lang), changed 1 (python), 1 unchanged\n"
     store = store_of(config)
-    assert store.get("python").max_cpus == 3 and store.get("python").version == 2
+    python = store.get("python")
+    assert python is not None and python.max_cpus == 3 and python.version == 2
     assert store.history("python")[-1]["author"] == "dana"
     listed = templates(config, "list").stdout.splitlines()
     assert listed[0].split() == ["SLUG", "VERSION", "ENABLED", "PROJECTS", "IMAGE"]

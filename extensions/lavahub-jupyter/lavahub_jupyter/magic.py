@@ -117,6 +117,12 @@ class JobMagics(Magics):
     def _client(self) -> JobsClient:
         return JobsClient.from_env(os.environ)
 
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        """The notebook's variables (IPython types `shell` Optional; registered magics have one)."""
+        assert self.shell is not None
+        return self.shell.user_ns
+
     # -- %%job ---------------------------------------------------------------------
 
     @magic_arguments()
@@ -174,7 +180,7 @@ class JobMagics(Magics):
         for key in ("workers", "framework", "gpus", "cpus", "memory", "name", "timeout", "result"):
             value = getattr(args, key)
             if value is not None:
-                request[key] = value  # type: ignore[literal-required]
+                request[key] = value
         project = args.project or os.environ.get(PROJECT_ENV)
         if project:
             request["project"] = project
@@ -187,7 +193,7 @@ class JobMagics(Magics):
         return request
 
     def _exported(self, names: list[str]) -> dict[str, Any]:
-        namespace = self.shell.user_ns
+        namespace = self._user_ns
         missing = [name for name in names if name not in namespace]
         if missing:
             listed = ", ".join(repr(name) for name in missing)
@@ -234,7 +240,7 @@ class JobMagics(Magics):
                 f"job {job.id} sent back no result {name!r}",
                 exc.hint or f"assign {name} on rank 0 before the cell ends",
             ) from None
-        self.shell.user_ns[name] = payload.unpack(encoded)
+        self._user_ns[name] = payload.unpack(encoded)
         print(f"result {name} received", flush=True)
 
     # -- %jobs, %job_logs, %job_cancel ----------------------------------------------

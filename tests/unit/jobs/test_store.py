@@ -35,4 +35,5 @@ def test_listing_filters_and_order(tmp_path):
     assert {j.id for j in store.unfinished()} == {"0000000000000000", "0000000000000002"}
     assert [j.id for j in store.list(state="cancelled")] == ["0000000000000001"]
     store.update("0000000000000000", submitted=True)
-    assert store.get("0000000000000000").submitted is True
+    stored = store.get("0000000000000000")
+    assert stored is not None and stored.submitted is True

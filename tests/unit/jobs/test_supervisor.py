@@ -48,12 +48,15 @@ def test_a_job_cancelled_while_being_submitted_is_cancelled_on_the_cluster(tmp_p
         supervisor, job = supervised(tmp_path, store, backend, spec("a" * 16))
         submitting = asyncio.ensure_future(supervisor.tick())
         await asyncio.sleep(0.05)  # the submission is on its way
-        cancelled = await supervisor.cancel(store.get(job.id), by="alice")
+        stored = store.get(job.id)
+        assert stored is not None
+        cancelled = await supervisor.cancel(stored, by="alice")
         assert cancelled.state == JobState.CANCELLED
         await submitting
         assert backend.submitted == [job.id]
         assert backend.cancelled == [job.id], "the cluster is told to stop what it just accepted"
-        assert store.get(job.id).state == JobState.CANCELLED
+        stored = store.get(job.id)
+        assert stored is not None and stored.state == JobState.CANCELLED
 
     asyncio.run(scenario())
 

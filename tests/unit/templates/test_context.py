@@ -7,6 +7,11 @@ from spawner.errors import PublicError
 
 
 class Offline(Context):
+    """Only `validated`, against fixed projects: no store, no hub."""
+
+    def __init__(self) -> None:
+        pass
+
     async def projects(self) -> set[str]:
         return {"default"}
 
@@ -26,10 +31,10 @@ NEW = {"slug": "r-lang", "image": "quay.io/jupyter/r-notebook:2025-01-06"}
 )
 async def test_an_invalid_template_names_its_own_field(data, field, message):
     with pytest.raises(PublicError) as error:
-        await Offline(store=None, hub_auth=None).validated(data)
+        await Offline().validated(data)
     assert error.value.field == field and error.value.message.startswith(message)
 
 
 async def test_a_valid_template_comes_back_checked():
-    template = await Offline(store=None, hub_auth=None).validated({**NEW, "projects": ["default"]})
+    template = await Offline().validated({**NEW, "projects": ["default"]})
     assert (template.slug, template.projects) == ("r-lang", ("default",))

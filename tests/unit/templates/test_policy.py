@@ -34,7 +34,9 @@ def test_writers_see_every_template_disabled_ones_too(store):
 
 
 def test_find_answers_only_what_the_user_may_see(store):
-    assert policy.find(store, "pytorch", ALICE).slug == "pytorch"
+    found = policy.find(store, "pytorch", ALICE)
+    assert found is not None and found.slug == "pytorch"
     assert policy.find(store, "retired", ALICE) is None
-    assert policy.find(store, "retired", ADMIN).slug == "retired"
+    found = policy.find(store, "retired", ADMIN)
+    assert found is not None and found.slug == "retired"
     assert policy.find(store, "missing", ADMIN) is None

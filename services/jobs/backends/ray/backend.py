@@ -50,7 +50,8 @@ OWN_PORTS = (
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class RayBackend(Backend):
@@ -282,7 +283,10 @@ class RayBackend(Backend):
             usage = response.json()["data"]["clusterStatus"]["loadMetricsReport"]["usage"]
         except (requests.RequestException, KeyError, ValueError, TypeError):
             return None
-        pick = lambda key, i: usage.get(key, [0.0, 0.0])[i]  # noqa: E731
+
+        def pick(key: str, i: int) -> Any:
+            return usage.get(key, [0.0, 0.0])[i]
+
         return (
             Resources(pick("CPU", 0), int(pick("memory", 0)), int(pick("GPU", 0))),
             Resources(pick("CPU", 1), int(pick("memory", 1)), int(pick("GPU", 1))),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import signal
 import socket
@@ -55,7 +56,8 @@ def node_address() -> tuple[str, int]:
     """This node's address and a free port on it (used for rank 0's MASTER_PORT)."""
     with socket.socket() as s:
         s.bind(("", 0))
-        return ray.util.get_node_ip_address(), s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port  # type: ignore[no-untyped-call]  # ray leaves it unannotated
 
 
 @ray.remote(max_retries=0)
@@ -103,7 +105,10 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
     log(job_dir, f"waiting for all {workers} workers to be placed together")
     group = placement_group([dict(bundle) for _ in range(workers)], strategy="PACK")
     ray.get(group.ready())
-    strategy = lambda i: PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)  # noqa: E731
+
+    def strategy(i: int) -> PlacementGroupSchedulingStrategy:
+        return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)
+
     addresses = ray.get(
         [node_address.options(scheduling_strategy=strategy(i)).remote() for i in range(workers)]
     )
@@ -134,7 +139,8 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            rank, code = refs[done[0]], ray.get(done[0])
+            rank = refs[done[0]]
+            code: int = ray.get(done[0])
             if code != 0:
                 # one worker failed: the gang fails; stop the others
                 for ref in pending:
@@ -185,7 +191,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, cancelled)
     started = time.monotonic()
-    ray.init(logging_level="WARNING", log_to_driver=False)
+    ray.init(logging_level=logging.WARNING, log_to_driver=False)
     log(job_dir, f"connected to Ray in {time.monotonic() - started:.1f}s")
     if spec["framework"] == "ray":
         return run_ray_driver(job_dir, spec)
