@@ -72,7 +72,8 @@ class TestHub:
 class _HubHandler(web.RequestHandler):
     @property
     def hub(self) -> TestHub:
-        return self.settings["hub"]  # type: ignore[no-any-return]
+        hub: TestHub = self.settings["hub"]
+        return hub
 
     def prepare(self) -> None:
         self.hub.asked.append(self.request.path)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import cloudpickle
@@ -265,7 +265,9 @@ class _Recording(httputil.HTTPServerConnectionDelegate):
         self, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> httputil.HTTPMessageDelegate:
         exchange: list[Recorded] = []
-        inner = self.app.start_request(server_conn, _AnswerRecorder(request_conn, exchange))
+        # _AnswerRecorder stands in for the connection: it forwards what it does not record
+        recorder = cast(httputil.HTTPConnection, _AnswerRecorder(request_conn, exchange))
+        inner = self.app.start_request(server_conn, recorder)
         return _RequestRecorder(inner, self.requests, exchange)
 
     def on_close(self, server_conn: object) -> None:

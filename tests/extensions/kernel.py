@@ -59,7 +59,9 @@ class Kernel:
         """Run `code`, collecting its output until the kernel is idle again; `on_stream` sees each chunk."""
         msg_id = self.client.execute(code)
         deadline = time.monotonic() + timeout
-        streams, results, errors = [], [], []
+        streams: list[tuple[float, str, str]] = []
+        results: list[Any] = []
+        errors: list[Any] = []
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

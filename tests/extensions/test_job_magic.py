@@ -41,6 +41,7 @@ def test_logs_stream_into_the_cell_while_the_job_runs(kernel: Kernel, service: J
     for line in lines:
         assert out.count(line + "\n") == 1, out
     # the first line was in the cell before the job ended, not dumped at the end
+    assert job.finished_at is not None
     assert run.time_of(lines[0]) < job.finished_at - 0.5
     assert out.index(f"job {job.id} submitted: train, 2 workers") < out.index("pending")
     waiting = "The job is waiting: queue default does not have enough free GPUs for all its workers at once."

@@ -127,10 +127,10 @@ def test_every_field_the_client_reads_is_in_the_schema_with_a_type_it_holds(
 ) -> None:
     read: set[str] = set()
     data = example(model)
-    inner_read = {key: set() for key in nested}
+    inner_read: dict[str, set[str]] = {key: set() for key in nested}
     for key, (inner_model, _) in nested.items():
         data[key] = Reading(example(inner_model), inner_read[key])
-    parsed = reader.from_json(Reading(data, read))
+    parsed = reader.from_json(Reading(data, read))  # type: ignore[attr-defined]
 
     for name, schema, cls, seen in [(model, SCHEMAS[model], reader, read)] + [
         (inner, SCHEMAS[inner], inner_cls, inner_read[key]) for key, (inner, inner_cls) in nested.items()
@@ -167,10 +167,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobsService]:
 
 def test_every_route_of_the_application_is_in_the_document(service: JobsService) -> None:
     api = PREFIX + "api"
-    job_id = "(" + ID["schema"]["pattern"].strip("^$") + ")"
+    pattern_of_id: str = ID["schema"]["pattern"]  # type: ignore[index]
+    job_id = "(" + pattern_of_id.strip("^$") + ")"
     routes = {}
     for rule in service.app.wildcard_router.rules:
-        pattern = rule.matcher.regex.pattern.removesuffix("$")
+        pattern = rule.matcher.regex.pattern.removesuffix("$")  # type: ignore[attr-defined]
         if not pattern.startswith(api + "/") or pattern == api + "/openapi.json":
             continue  # the service's own page, its catch-all, and the document itself
         methods = {m for m in ("get", "post", "put", "patch", "delete") if _overrides(rule.target, m)}
@@ -211,7 +212,12 @@ def conforms(answer: Any, path: str, method: str, status: int) -> None:
 
 def wait_done(service: JobsService, job_id: str) -> dict[str, Any]:
     """The job once it has ended and the service holds all its output (as a watching cell waits)."""
-    service.wait_for(lambda: service.call(lambda: service.ctx.store.get(job_id).log_complete), timeout=10)
+
+    def complete() -> bool:
+        job = service.ctx.store.get(job_id)
+        return job is not None and job.log_complete
+
+    service.wait_for(lambda: service.call(complete), timeout=10)
     _, job = call(service, "GET", f"jobs/{job_id}")
     return job
 
