@@ -51,21 +51,21 @@ class Resources(BaseModel):
 class Job(BaseModel):
     """A job as the API shows it."""
 
-    id: str
-    name: str
-    user: str
-    project: str
-    template: str
-    framework: str
-    workers: int
-    resources: Resources
+    id: str = Field(description="The job's id: 16 hexadecimal digits.")
+    name: str = Field(description="Its label (`--name`).")
+    user: str = Field(description="Who submitted it; only they (and admins) see it.")
+    project: str = Field(description="The project whose quota and queue it counts against.")
+    template: str = Field(description="The image template its workers run.")
+    framework: str = Field(description="How its workers are wired together.")
+    workers: int = Field(description="How many workers run the cell together.")
+    resources: Resources = Field(description="What each worker has.")
     state: State
     reason: str | None = Field(description="Why it is in this state (failed, cancelled), in words.")
-    created: datetime
-    started: datetime | None
-    finished: datetime | None
-    exit_code: int | None
-    timeout: int
+    created: datetime = Field(description="When it was accepted.")
+    started: datetime | None = Field(description="When all its workers were placed and started.")
+    finished: datetime | None = Field(description="When it ended.")
+    exit_code: int | None = Field(description="The failing worker's exit code, or 0.")
+    timeout: int = Field(description="Seconds it may run before it fails with reason `timeout`.")
 
     @classmethod
     def of(cls, job: models.Job) -> Job:
