@@ -114,6 +114,10 @@ def validate_submission(
     )
     per_worker = request.resources
     total = per_worker * workers
+    if per_worker.gpus and not capabilities.gpus:
+        raise PublicError(
+            "This platform's job backend runs no GPU jobs.", hint="ask for no GPUs (--gpus 0)", field="gpus"
+        )
     _check_never_fits(total, capacity)
     check_quota(request.project.name, request.project.quota, total, in_use)
 

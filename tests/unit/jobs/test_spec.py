@@ -11,7 +11,10 @@ from spawner.templates import template_from_dict
 from spawner.volumes import kube_volume_plan
 
 PROJECTS = {"vision": project_from_dict("vision", {"members": ["alice"]}, "projects.vision")}
-TEMPLATES = [template_from_dict({"slug": "python", "image": "python:3.11", "cpus": 1}, "templates[0]")]
+TEMPLATES = [
+    template_from_dict({"slug": "python", "image": "python:3.11", "cpus": 1}, "templates[0]"),
+    template_from_dict({"slug": "cuda", "image": "python:3.11", "max_gpus": 2}, "templates[1]"),
+]
 RAY = Capabilities(frameworks=("python", "pytorch", "ray"), driver_frameworks=frozenset({"ray"}))
 POD_VOLUMES = kube_volume_plan("alice", "vision", admin=False, storage=KubernetesStorage())
 
@@ -49,4 +52,11 @@ def test_the_backends_capabilities_decide_frameworks_and_driver_jobs():
         submit({"code": "print(1)", "framework": "ray", "workers": 2})
     assert refused.value.field == "workers"
     everything = Capabilities(frameworks=("python", "pytorch", "mpi", "ray"))
+    with pytest.raises(PublicError) as refused:
+        no_gpus = Capabilities(frameworks=("python",), gpus=False)
+        submit({"code": "print(1)", "gpus": 1, "template": "cuda"}, no_gpus)
+    assert (str(refused.value).split(" (")[0], refused.value.field) == (
+        "This platform's job backend runs no GPU jobs.",
+        "gpus",
+    )
     assert submit({"code": "print(1)", "framework": "mpi", "workers": 2}, everything).workers == 2
