@@ -61,3 +61,16 @@ def test_schema_describes_every_key():
     assert keys["backend"]["enum"] == ["local", "kubernetes"]
     assert keys["kubernetes.namespace"]["pattern"].startswith("^[a-z0-9]")
     assert keys["templates"]["items"]["required"] == ["slug", "image"]
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    import subprocess
+
+    from tests.unit.test_cli import LAVAHUB
+
+    schema = subprocess.Popen([LAVAHUB, "config", "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert schema.stdout is not None and schema.stderr is not None
+    assert schema.stdout.read(10).startswith(b"{")
+    schema.stdout.close()  # as `| head -c 10` does
+    assert schema.wait(30) == 0
+    assert schema.stderr.read() == b""
