@@ -55,6 +55,10 @@ class JobsConfig(Section):
     max_workers: Positive = Field(8, description="The most workers one job may ask for.")
     max_code_bytes: Positive = Field(2**20, description="The largest cell a job may run, in bytes.")
     default_timeout: Positive = Field(3600, description="Seconds a job may run when it names no timeout.")
+    max_pending: Positive = Field(
+        24 * 3600,
+        description="Seconds a job may wait to start; then it fails, saying why it waited.",
+    )
     max_timeout: Positive = Field(
         7 * 24 * 3600, description="The longest timeout a job may ask for, seconds."
     )

@@ -51,7 +51,9 @@ class Context:
         self.templates = TemplateStore(config.database_url)
         self.logs = JobLogs(config.data_dir / "jobs")
         self.payloads = Payloads(config.data_dir / "jobs")
-        self.supervisor = Supervisor(self.store, backend, self.logs, self.payloads)
+        self.supervisor = Supervisor(
+            self.store, backend, self.logs, self.payloads, max_pending=config.jobs.max_pending
+        )
         self._groups: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def project(self, name: str) -> Project | None:

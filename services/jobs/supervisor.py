@@ -45,12 +45,25 @@ class Tracked:
         return min(2.0**self.failures / 4, MAX_BACKOFF)
 
 
+def _age(job: Job) -> float:
+    return (datetime.now(UTC) - job.created).total_seconds()
+
+
 class Supervisor:
-    def __init__(self, store: JobStore, backend: Backend, logs: JobLogs, payloads: Payloads):
+    def __init__(
+        self,
+        store: JobStore,
+        backend: Backend,
+        logs: JobLogs,
+        payloads: Payloads,
+        *,
+        max_pending: float = 24 * 3600,
+    ):
         self.store = store
         self.backend = backend
         self.logs = logs
         self.payloads = payloads
+        self.max_pending = max_pending  # seconds a job may wait to start
         self._tracked: dict[str, Tracked] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -122,6 +135,9 @@ class Supervisor:
         job = self.store.get(tracked.job_id)
         if job is None or job.state.done:
             return
+        if job.state == JobState.PENDING and _age(job) > self.max_pending:
+            await self._expire(job)
+            return
         if not job.submitted:
             if self.backend.ready:
                 await self._submit(job, tracked)
@@ -131,6 +147,19 @@ class Supervisor:
         if job.state == JobState.RUNNING and running_for > job.timeout:
             await self.backend.cancel(job)
             self.finished(self.store.transition(job.id, JobState.FAILED, reason="timeout"))
+
+    async def _expire(self, job: Job) -> None:
+        """A job pending past its deadline fails, saying what it waited for, and frees its place."""
+        why = ""
+        with contextlib.suppress(Exception):  # the words are a courtesy; the deadline is not
+            diagnosis = await self.backend.diagnose(job)
+            why = f" (waiting for {diagnosis.waiting_for})" if diagnosis.waiting_for else ""
+            if diagnosis.shortfalls:
+                why = " (not enough free " + " and ".join(s.resource for s in diagnosis.shortfalls) + ")"
+        if job.submitted:
+            await self.backend.cancel(job)
+        reason = f"still pending after {self.max_pending:g} s, the most a job may wait{why}"
+        self.finished(self.store.transition(job.id, JobState.FAILED, reason=reason))
 
     async def _submit(self, job: Job, tracked: Tracked) -> None:
         spec = self._spec(job)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,10 +58,10 @@ class Loop:
 class Harness:
     """A backend, the real supervisor in front of it, and helpers to submit and wait."""
 
-    def __init__(self, name: str, backend: Backend, loop: Loop, root: Path):
+    def __init__(self, name: str, backend: Backend, loop: Loop, root: Path, kind: Kind):
         from services.jobs.supervisor import Supervisor
 
-        self.name, self.backend, self.loop, self.root = name, backend, loop, root
+        self.name, self.backend, self.loop, self.root, self.kind = name, backend, loop, root, kind
         self.store = JobStore(f"sqlite:///{root / 'lavahub.sqlite'}")
         self.logs = JobLogs(root / "jobs")
         self.payloads = Payloads(root / "jobs")
@@ -147,15 +148,36 @@ def stop_ray(backend: Backend) -> None:
     backend.stop_local_head()  # type: ignore[attr-defined]
 
 
-# name -> (make the backend in a folder, stop whatever it started)
-BACKENDS: dict[str, tuple[Callable[[Path], Backend], Callable[[Backend], None]]] = {
-    "ray": (ray_backend, stop_ray),
-}
+def crash_ray(backend: Backend) -> int:
+    """kill -9 of the local head's GCS server and raylet, as a crash or an OOM kill does."""
+    import psutil
+
+    session = str(backend.session_dir)  # type: ignore[attr-defined]
+    killed = 0
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if session in cmdline and any(name in cmdline for name in ("gcs_server", "raylet")):
+            process.kill()
+            killed += 1
+    return killed
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How the suite makes a backend, stops what it started, and crashes its cluster."""
+
+    make: Callable[[Path], Backend]
+    stop: Callable[[Backend], None]
+    crash: Callable[[Backend], int]
+
+
+BACKENDS: dict[str, Kind] = {"ray": Kind(ray_backend, stop_ray, crash_ray)}
 
 
 @pytest.fixture(scope="module", params=sorted(BACKENDS))
 def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    make, stop = BACKENDS[request.param]
+    kind = BACKENDS[request.param]
+    make, stop = kind.make, kind.stop
     root = tmp_path_factory.mktemp(f"backend-{request.param}")
     backend = make(root)
     loop = Loop()
@@ -166,7 +188,7 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             if time.monotonic() > deadline:
                 pytest.fail(f"the {request.param} backend is not ready after {START_TIMEOUT} s")
             time.sleep(0.2)
-        harness = Harness(request.param, backend, loop, root)
+        harness = Harness(request.param, backend, loop, root, kind)
         loop.run(_start(harness))
         yield harness
         loop.run(harness.supervisor.stop())

@@ -148,7 +148,7 @@ class Backend(LoggingConfigurable):
         that job is skipped this round: it never stops the others.
         """
         while True:
-            for job in jobs():
+            for job in jobs() if self.ready else ():  # a cluster that is away has nothing to say
                 try:
                     seen = await self.status(job)
                 except Exception:

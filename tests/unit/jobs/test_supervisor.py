@@ -2,7 +2,7 @@
 
 import asyncio
 
-from services.jobs.backends.base import Backend, BackendState
+from services.jobs.backends.base import Backend, BackendState, Diagnosis
 from services.jobs.logs import JobLogs
 from services.jobs.models import Job, JobSpec, JobState, Observation
 from services.jobs.payloads import Payloads
@@ -69,5 +69,78 @@ def test_a_job_cancelled_before_submission_never_reaches_the_cluster(tmp_path):
         await supervisor.cancel(job, by="alice")
         await supervisor.tick()
         assert backend.submitted == [] and backend.cancelled == []
+
+    asyncio.run(scenario())
+
+
+def stored(store: JobStore, job_id: str) -> Job:
+    job = store.get(job_id)
+    assert job is not None
+    return job
+
+
+class NeverReady(SlowBackend):
+    """A cluster that never comes up, and says why."""
+
+    @property
+    def ready(self) -> bool:
+        return False
+
+    async def diagnose(self, job: Job) -> Diagnosis:
+        return Diagnosis(waiting_for="the local Ray cluster, which failed to start (port taken)")
+
+
+def test_a_job_pending_past_its_deadline_fails_saying_what_it_waited_for(tmp_path):
+    async def scenario():
+        store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        backend = NeverReady()
+        supervisor, job = supervised(tmp_path, store, backend, spec("c" * 16))
+        supervisor.max_pending = 0.3
+        await supervisor.tick()
+        assert stored(store, job.id).state == JobState.PENDING
+        await asyncio.sleep(0.4)
+        await supervisor.tick()
+        failed = stored(store, job.id)
+        assert failed.state == JobState.FAILED
+        assert failed.reason == (
+            "still pending after 0.3 s, the most a job may wait "
+            "(waiting for the local Ray cluster, which failed to start (port taken))"
+        )
+        assert backend.submitted == [] and backend.cancelled == []
+
+    asyncio.run(scenario())
+
+
+class Flaky(SlowBackend):
+    """Submits one job fine and fails every call about another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad = "e" * 16
+
+    async def submit(self, spec: JobSpec) -> BackendState:
+        if spec.id == self.bad:
+            raise RuntimeError("the cluster lost this one")
+        return await super().submit(spec)
+
+    async def logs(self, job: Job, *, final: bool = False) -> list[str]:
+        if job.id == self.bad:
+            raise RuntimeError("cannot read its logs")
+        return ["[worker-0] fine"] if final else []
+
+
+def test_a_job_whose_backend_calls_fail_does_not_hold_up_another(tmp_path):
+    async def scenario():
+        store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        backend = Flaky()
+        supervisor, bad = supervised(tmp_path, store, backend, spec(backend.bad))
+        good = store.add(spec("f" * 16))
+        supervisor.payloads.save(good.id, "print(1)", None)
+        await supervisor.tick()
+        assert backend.submitted == [good.id]
+        assert stored(store, good.id).submitted and not stored(store, bad.id).submitted
+        assert supervisor._tracked[bad.id].failures == 1, "the failing job is backed off"
+        supervisor.observe(good.id, Observation(JobState.SUCCEEDED, exit_code=0))
+        assert stored(store, good.id).state == JobState.SUCCEEDED
 
     asyncio.run(scenario())

@@ -38,6 +38,11 @@ from .tail import LogTail
 
 SUBMISSION_PREFIX = "lavahub-"
 START_ATTEMPTS = 2  # a raylet that misses its registration on a busy machine gets one more go
+HEALTH_INTERVAL = 2.0  # seconds between two checks that the cluster still answers
+HEALTH_FAILURES = 3  # checks in a row that fail before the cluster counts as gone
+RESTART_BACKOFF = (5.0, 60.0)  # a head that fails to start is tried again after 5 s, at most 60 s
+PORTS_FILE = "ports.json"  # the local head's ports, when its configured ones were taken
+LOST = "lost when the cluster restarted"
 OWN_PORTS = (
     "dashboard-agent-listen-port",
     "dashboard-agent-grpc-port",
@@ -52,6 +57,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def port_taken(port: int) -> bool:
+    """Whether something on this machine listens on `port` (any address)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return True
+        return False
 
 
 class RayBackend(Backend):
@@ -69,9 +84,13 @@ class RayBackend(Backend):
     _waiting_for: str | None = "the Ray cluster to start"
     _start_task: asyncio.Task[None] | None = None
 
+    _health_task: asyncio.Task[None] | None = None
+
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self._tails: dict[str, LogTail] = {}  # one per job being followed: offsets stay in memory
+        self._ports: dict[str, int] | None = None
+        self._cancel_later: set[str] = set()  # cancelled while the cluster did not answer
 
     @classmethod
     def from_config(cls, config: Any) -> RayBackend:
@@ -88,11 +107,45 @@ class RayBackend(Backend):
 
     @property
     def port(self) -> int:
-        return int(self.settings.port)
+        return self.ports["port"]
 
     @property
     def dashboard_port(self) -> int:
-        return int(self.settings.dashboard_port)
+        return self.ports["dashboard_port"]
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The local head's GCS and dashboard ports: the config's, unless the head had to take others.
+
+        Recorded in `<state_dir>/ports.json`, so a restarted service and `lavahub down` find it.
+        """
+        if self._ports is None:
+            configured = {
+                "port": int(self.settings.port),
+                "dashboard_port": int(self.settings.dashboard_port),
+            }
+            try:
+                recorded = json.loads((Path(self.state_dir) / PORTS_FILE).read_text())
+                self._ports = {key: int(recorded[key]) for key in configured}
+            except (OSError, ValueError, KeyError, TypeError):
+                self._ports = configured
+        return self._ports
+
+    def _choose_ports(self) -> None:
+        """Before starting a head: keep the ports unless something else listens there."""
+        taken = [key for key, port in self.ports.items() if port_taken(port)]
+        if not taken:
+            return
+        chosen = {**self.ports, **{key: free_port() for key in taken}}
+        self.log.warning(
+            "Ray's %s taken by another program; the local head uses %s instead",
+            " and ".join(f"{key} {self.ports[key]}" for key in taken),
+            ", ".join(f"{key} {chosen[key]}" for key in taken),
+        )
+        path = Path(self.state_dir) / PORTS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(json.dumps(chosen))
+        self._ports = chosen
 
     # -- connection --------------------------------------------------------------------
     @property
@@ -139,8 +192,15 @@ class RayBackend(Backend):
 
     async def setup(self) -> None:
         self._start_task = asyncio.ensure_future(self._connect())
+        self._health_task = asyncio.ensure_future(self._keep_alive())
+
+    async def cleanup(self) -> None:
+        for task in (self._start_task, self._health_task):
+            if task is not None:
+                task.cancel()
 
     async def _connect(self) -> None:
+        """Reach the cluster, starting (or restarting) a local head until one answers."""
         if await asyncio.to_thread(self._alive):
             self.log.info("Using the Ray cluster at %s", self.dashboard_url)
         elif self.address:
@@ -148,12 +208,51 @@ class RayBackend(Backend):
             while not await asyncio.to_thread(self._alive):
                 await asyncio.sleep(2)
         else:
-            await self._start_local_head()
+            delay = RESTART_BACKOFF[0]
+            while True:
+                try:
+                    await self._start_local_head()
+                    break
+                except RuntimeError as e:
+                    # every pending job's explanation says why, and that it is tried again
+                    self._waiting_for = f"the local Ray cluster, which failed to start ({e}); retrying"
+                    self.log.error("The local Ray head did not start: %s; trying again in %.0f s", e, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RESTART_BACKOFF[1])
+        self._job_client = None
         await asyncio.to_thread(self._client)  # its version check now, not in the first submission
         self._ready, self._waiting_for = True, None
+        for submission in list(self._cancel_later):  # an external cluster may still run them
+            await self._stop(submission)
+            self._cancel_later.discard(submission)
+
+    async def _keep_alive(self) -> None:
+        """Notice a cluster that stopped answering, and reconnect (a local head: start it again).
+
+        Jobs the new cluster does not know end `failed`, "lost when the cluster restarted"
+        (`status`); their lines written before the fault are kept.
+        """
+        failures = 0
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL)
+            if not self._ready:
+                continue
+            failures = 0 if await asyncio.to_thread(self._alive) else failures + 1
+            if failures < HEALTH_FAILURES:
+                continue
+            failures, self._ready = 0, False
+            if self.address:
+                self._waiting_for = f"the Ray cluster at {self.address} to answer again"
+            else:
+                self._waiting_for = "the local Ray cluster, which stopped, to start again"
+                await asyncio.to_thread(self.stop_local_head)  # whatever is left of it
+            self.log.error("The Ray cluster at %s stopped answering; reconnecting", self.dashboard_url)
+            self._start_task = asyncio.ensure_future(self._connect())
+            await self._start_task
 
     async def _start_local_head(self) -> None:
         self._waiting_for = "the local Ray cluster to start"
+        await asyncio.to_thread(self._choose_ports)
         ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
         temp = self.session_dir
         temp.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -182,6 +281,7 @@ class RayBackend(Backend):
             "RAY_agent_register_timeout_ms": "180000",
             **self.ray_env(),
         }
+        last = ""
         for attempt in range(1, START_ATTEMPTS + 1):
             process = await asyncio.create_subprocess_exec(
                 *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -189,18 +289,20 @@ class RayBackend(Backend):
             output, _ = await process.communicate()
             if process.returncode == 0:
                 break
-            self.log.error(
-                "ray start failed (attempt %d):\n%s", attempt, output.decode(errors="replace")[-4000:]
-            )
+            text = output.decode(errors="replace")
+            self.log.error("ray start failed (attempt %d):\n%s", attempt, text[-4000:])
+            last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
             await asyncio.to_thread(self.stop_local_head)  # what the failed attempt left behind
         else:
-            self._waiting_for = "the local Ray cluster, which failed to start (see the service log)"
-            raise RuntimeError("ray start failed")
+            raise RuntimeError(f"`ray start` exited with an error: {last[:300] or 'no output'}")
         deadline = time.monotonic() + self.settings.start_timeout
         while not await asyncio.to_thread(self._alive):
             if time.monotonic() > deadline:
-                self._waiting_for = "the local Ray cluster, which never answered (see the service log)"
-                raise RuntimeError(f"Ray's dashboard at {self.dashboard_url} did not answer; logs in {temp}")
+                await asyncio.to_thread(self.stop_local_head)
+                raise RuntimeError(
+                    f"its dashboard at {self.dashboard_url} did not answer in "
+                    f"{self.settings.start_timeout} s; Ray's logs are in {temp}"
+                )
             await asyncio.sleep(0.5)
 
     @property
@@ -328,19 +430,28 @@ class RayBackend(Backend):
         return str(job.backend_state.get("submission_id") or SUBMISSION_PREFIX + job.id)
 
     async def cancel(self, job: Job) -> None:
+        if not self._ready:
+            self._cancel_later.add(self._submission(job))  # stopped once the cluster answers again
+            return
+        await self._stop(self._submission(job))
+
+    async def _stop(self, submission: str) -> None:
         try:
-            await asyncio.to_thread(self._client().stop_job, self._submission(job))
+            await asyncio.to_thread(self._client().stop_job, submission)
         except RuntimeError as e:
             if "does not exist" not in str(e):
                 raise
 
     async def status(self, job: Job) -> Observation:
+        if not self._ready:
+            raise BackendUnavailable(self._waiting_for or "the Ray cluster is not ready")
         try:
             status = await asyncio.to_thread(self._client().get_job_status, self._submission(job))
         except RuntimeError as e:
             if "does not exist" not in str(e):
                 raise
-            return Observation(JobState.FAILED, reason="the Ray cluster does not know this job")
+            # the cluster restarted (or was replaced) since it accepted the job
+            return Observation(JobState.FAILED, reason=LOST)
         state_file = Path(job.job_dir) / STATE_FILE
         launcher = None
         if state_file.exists():
