@@ -11,6 +11,7 @@ A backend joins by adding a factory here; the Volcano backend will.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -30,10 +31,16 @@ from services.jobs.payloads import Payloads
 from services.jobs.spec import new_job_id
 from services.jobs.store import JobStore
 from spawner.resources import Resources
-from spawner.volumes import by_kind, local_volume_plan
+from spawner.volumes import Volume, by_kind, local_volume_plan
 from tests.hubclient import free_port
 
 T = TypeVar("T")
+# the platform's own secrets, in the environment the backend starts from: no job may see them
+PLATFORM_SECRETS = {
+    "JUPYTERHUB_API_TOKEN": "platform-secret-hub-token",
+    "LAVAHUB_CONFIG": "/platform-secret/lavahub.yaml",
+    "JPY_COOKIE_SECRET": "platform-secret-cookie",
+}
 START_TIMEOUT = 240  # a local Ray head on a busy 2-core machine
 CPUS = 2  # every backend's cluster is given exactly this many CPUs, so the numbers are the same
 
@@ -80,9 +87,8 @@ class Harness:
         env: dict[str, str] | None = None,
     ) -> Job:
         job_id = new_job_id()
-        volumes = local_volume_plan("alice", "default", admin=False, root=self.root / "storage")
-        home = by_kind(volumes)["personal"].mount_path
-        Path(home).mkdir(parents=True, exist_ok=True)
+        volumes = self.volumes()
+        home = self.home()
         spec = JobSpec(
             id=job_id, name="conformance", user="alice", project="default", template="python",
             template_version=1, image="python:3.11", framework=framework, workers=workers,
@@ -92,6 +98,15 @@ class Harness:
         )  # fmt: skip
         self.payloads.save(spec.id, spec.code, spec.exports)
         return self.store.add(spec)
+
+    def volumes(self) -> tuple[Volume, ...]:
+        return local_volume_plan("alice", "default", admin=False, root=self.root / "storage")
+
+    def home(self) -> str:
+        """alice's personal directory: where her jobs' workers start and what is their HOME."""
+        home = by_kind(self.volumes())["personal"].mount_path
+        Path(home).mkdir(parents=True, exist_ok=True)
+        return home
 
     def job(self, job_id: str) -> Job:
         job = self.store.get(job_id)
@@ -179,6 +194,8 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     kind = BACKENDS[request.param]
     make, stop = kind.make, kind.stop
     root = tmp_path_factory.mktemp(f"backend-{request.param}")
+    saved = {key: os.environ.get(key) for key in PLATFORM_SECRETS}
+    os.environ.update(PLATFORM_SECRETS)  # as the jobs service's own environment has them
     backend = make(root)
     loop = Loop()
     try:
@@ -196,6 +213,11 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     finally:
         stop(backend)
         loop.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 async def _start(harness: Harness) -> None:

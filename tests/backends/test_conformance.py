@@ -5,8 +5,10 @@ The figures (jobs run, lines seen) are printed, so a run shows what it covered.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import cloudpickle
 
@@ -14,7 +16,7 @@ from services.jobs.explain import explain
 from services.jobs.models import Job, JobState
 from spawner.resources import Resources
 
-from .conftest import CPUS, Harness
+from .conftest import CPUS, PLATFORM_SECRETS, Harness
 
 ENDED = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
 CONTRACT = (
@@ -126,3 +128,35 @@ def test_a_job_the_cluster_never_saw_is_no_error(harness: Harness) -> None:
     assert seen.state == JobState.FAILED and seen.reason
     assert harness.loop.run(harness.backend.logs(unknown, final=True)) == []
     assert harness.loop.run(harness.backend.result(unknown)) is None
+
+
+def test_a_worker_sees_the_contract_and_nothing_of_the_platform(harness: Harness) -> None:
+    code = "import json, os\nprint('ENV', json.dumps(dict(os.environ)), flush=True)\n"
+    job = harness.submit(code)
+    assert harness.wait(job.id, ENDED).state == JobState.SUCCEEDED
+    (line,) = [line for line in harness.complete_logs(job.id) if line.startswith("[worker-0] ENV ")]
+    env = json.loads(line.removeprefix("[worker-0] ENV "))
+    secrets = [*PLATFORM_SECRETS.values(), harness.backend.token or "no token"]  # type: ignore[attr-defined]
+    leaked = {key for key, value in env.items() if any(secret in value for secret in secrets)}
+    assert not leaked, f"platform secrets reached the job: {leaked}"
+    assert not [key for key in env if key.startswith(("JUPYTERHUB_", "RAY_", "JPY_"))], sorted(env)
+    home = harness.home()
+    assert (env["HOME"], env["USER"], env["LAVAHUB_JOB_ID"]) == (home, "alice", job.id)
+    print(f"{harness.name}: a worker's environment has {len(env)} variables: {sorted(env)}")
+
+
+def test_lavahubs_own_imports_cannot_be_planted_in_the_working_directory(harness: Harness) -> None:
+    home = Path(harness.home())
+    (home / "cloudpickle.py").write_text("print('PLANTED', flush=True)\nraise SystemExit(7)\n")
+    (home / "helpers_of_mine.py").write_text("ANSWER = 42\n")
+    try:
+        code = "import helpers_of_mine\nprint('answer', helpers_of_mine.ANSWER, flush=True)\n"
+        job = harness.submit(code, exports=cloudpickle.dumps({"x": 1}))
+        done = harness.wait(job.id, ENDED)
+        lines = harness.complete_logs(job.id)
+        assert "[worker-0] PLANTED" not in lines
+        assert done.state == JobState.SUCCEEDED, (done, lines)
+        assert "[worker-0] answer 42" in lines, "the cell still imports modules beside it, as a notebook does"
+    finally:
+        (home / "cloudpickle.py").unlink()
+        (home / "helpers_of_mine.py").unlink()

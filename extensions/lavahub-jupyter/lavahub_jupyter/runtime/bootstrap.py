@@ -1,7 +1,10 @@
 """One worker's process: load exported variables, run the cell, send rank 0's result back.
 
-Run as `python -m lavahub_jupyter.runtime.bootstrap <job dir>`; the cell runs as `__main__`,
-so its output, exceptions and exit code are those of a normal Python script.
+Run as `python -P -m lavahub_jupyter.runtime.bootstrap <job dir>`; the cell runs as
+`__main__`, so its output, exceptions and exit code are those of a normal Python script.
+`-P` keeps the working directory (perhaps a project directory others can write) off
+`sys.path` while lavahub's own modules load; the cell then finds modules beside it, as
+in a notebook.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ def main(job_dir: Path) -> int:
         namespace.update(cloudpickle.loads(exports.read_bytes()))
     code = (job_dir / CODE_FILE).read_text()
     sys.argv = [str(job_dir / CODE_FILE)]
+    sys.path.insert(0, os.getcwd())  # now, for the cell only: as a notebook's kernel has it
     exec(compile(code, str(job_dir / CODE_FILE), "exec"), namespace)  # the user's own cell, in their job
 
     result = os.environ.get("LAVAHUB_RESULT")

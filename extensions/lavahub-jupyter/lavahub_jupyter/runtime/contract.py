@@ -31,6 +31,18 @@ EXPORTS_FILE = "exports.pkl"
 RESULT_FILE = "result.pkl"
 
 
+# what a worker takes from the machine it runs on: how to find programs and speak the locale;
+# never the platform's tokens, settings or home (the tests give the platform secrets to check that)
+PASSED_THROUGH = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
+
+
+def base_env(machine: Mapping[str, str], *, home: str, user: str) -> dict[str, str]:
+    """A worker's environment before the contract's names: nothing of the platform's own."""
+    env = {key: machine[key] for key in PASSED_THROUGH if key in machine}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return {**env, "HOME": home, "USER": user}
+
+
 def is_reserved(name: str) -> bool:
     return name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 import requests
-from lavahub_jupyter.runtime.contract import RESULT_FILE
+from lavahub_jupyter.runtime.contract import PASSED_THROUGH, RESULT_FILE
 from traitlets import Any as AnyTrait
 from traitlets import Integer, Unicode
 
@@ -171,8 +171,13 @@ class RayBackend(Backend):
         return path.read_text().strip()
 
     def ray_env(self) -> dict[str, str]:
-        """Environment for anything that talks to the cluster: token auth on."""
-        env = dict(os.environ)
+        """Environment for the local head (and so every job's launcher): token auth on.
+
+        Nothing else of the service's own environment (its hub token, the config's
+        path, the operator's HOME) reaches the head, whose processes start every job.
+        """
+        env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
+        env["HOME"] = self.state_dir
         token = self.token
         if token:
             env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)

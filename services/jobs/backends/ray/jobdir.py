@@ -14,6 +14,8 @@ from typing import Any
 
 from lavahub_jupyter.runtime.contract import CODE_FILE, EXPORTS_FILE
 
+from spawner.volumes import PERSONAL, by_kind
+
 from ...models import JobSpec
 
 SPEC_FILE = "spec.json"
@@ -25,6 +27,8 @@ def launcher_spec(spec: JobSpec) -> dict[str, Any]:
     r = spec.resources
     return {
         "id": spec.id,
+        "user": spec.user,
+        "home": by_kind(spec.volumes)[PERSONAL].mount_path if spec.volumes else spec.cwd,
         "framework": spec.framework,
         "workers": spec.workers,
         "cpus": r.cpus,

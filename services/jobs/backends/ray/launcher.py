@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from lavahub_jupyter.runtime.contract import contract_env
+from lavahub_jupyter.runtime.contract import base_env, contract_env
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from services.jobs.backends.ray.jobdir import SPEC_FILE, STATE_FILE
 
 PR_SET_PDEATHSIG = 1
-WORKER = [sys.executable, "-m", "lavahub_jupyter.runtime.bootstrap"]
+WORKER = [sys.executable, "-P", "-m", "lavahub_jupyter.runtime.bootstrap"]
 
 
 def write_state(job_dir: Path, **state: Any) -> None:
@@ -64,7 +64,7 @@ def node_address() -> tuple[str, int]:
 def run_worker(job_dir: str, rank: int, env: dict[str, str], cwd: str) -> int:
     """One worker: the cell as a normal process, output into logs/worker-N.log."""
     gpu_ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
-    environment = {**os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids)}
+    environment = {**env, "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids)}
     with open(Path(job_dir) / "logs" / f"worker-{rank}.log", "ab", buffering=0) as out:
         process = subprocess.Popen(
             [*WORKER, job_dir],
@@ -81,8 +81,8 @@ def run_worker(job_dir: str, rank: int, env: dict[str, str], cwd: str) -> int:
 def worker_env(
     job_dir: Path, spec: dict[str, Any], rank: int, world: int, local_rank: int, master: tuple[str, int]
 ) -> dict[str, str]:
-    """The job execution contract's variables for one worker of this job."""
-    return contract_env(
+    """One worker's whole environment: the machine's basics, then the job execution contract's."""
+    return base_env(os.environ, home=spec["home"], user=spec["user"]) | contract_env(
         job_id=spec["id"],
         job_dir=str(job_dir),
         rank=rank,
@@ -161,8 +161,11 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
 def run_ray_driver(job_dir: Path, spec: dict[str, Any]) -> int:
     """framework=ray: one driver process that connects to this cluster and fans out itself."""
     write_state(job_dir, placed=True)
-    env = {**os.environ, **worker_env(job_dir, spec, 0, 1, 0, ("127.0.0.1", 0))}
+    env = worker_env(job_dir, spec, 0, 1, 0, ("127.0.0.1", 0))
+    # the driver joins this cluster: it needs its address and token (a cluster of the job's own
+    # inside its gang is the Volcano backend's way, and this backend's next step)
     env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+    env.update({key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ})
     with open(job_dir / "logs" / "worker-0.log", "ab", buffering=0) as out:
         code = subprocess.call(
             [*WORKER, str(job_dir)],
