@@ -65,6 +65,7 @@ def configure(c: Config, platform: PlatformConfig) -> None:
 
     _services(c, platform)
     _spawner(c, platform)
+    _user_servers_apart(c, platform)
 
 
 def _services(c: Config, platform: PlatformConfig) -> None:
@@ -145,6 +146,15 @@ def _spawner(c: Config, platform: PlatformConfig) -> None:
     # loopback when that is where pods reach it (the tests' fake kubelet runs them here).
     c.JupyterHub.hub_connect_ip = hub_service()
     c.JupyterHub.hub_ip = "127.0.0.1" if _is_loopback(hub_service()) else "0.0.0.0"
+
+
+def _user_servers_apart(c: Config, platform: PlatformConfig) -> None:
+    """JupyterHub's security model (docs/security.md): only a subdomain per user keeps one user's
+    pages from scripting another's server or the services on the hub's origin; without
+    ~/.jupyter config a user cannot change how their own server starts (its auth, its extensions)."""
+    c.Spawner.disable_user_config = platform.disable_user_config
+    if platform.subdomain_host is not None:
+        c.JupyterHub.subdomain_host = platform.subdomain_host
 
 
 def hub_service() -> str:

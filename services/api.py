@@ -105,7 +105,7 @@ class JsonApiHandler(HubAuthenticated, web.RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, PublicError):
-            log.info("%s %s refused: %s", self.request.method, self.request.path, value)
+            log.info("%s %r refused: %r", self.request.method, self.request.path, str(value))
         else:
             super().log_exception(typ, value, tb)
 

@@ -68,7 +68,7 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
                     group.name, group.properties, [u.name for u in group.users]
                 )
             except PublicError as e:
-                self.log.warning("Ignoring group %s as a project: %s", group.name, e)
+                self.log.warning("Ignoring group %r as a project: %r", group.name, str(e))
         return projects
 
     def resolve_request(self) -> WorkspaceRequest:

@@ -55,7 +55,7 @@ def string(
         raise fail(path, f"must be a string, got {value!r}")
     if not value and not allow_empty:
         raise fail(path, "must not be empty")
-    if pattern is not None and value and not pattern.match(value):
+    if pattern is not None and value and not pattern.fullmatch(value):
         raise fail(path, f"{value!r} is not valid: use {rule}")
     return value
 

@@ -152,6 +152,6 @@ def prepare_directories(plan: LocalWorkspacePlan, member_of: Iterable[str]) -> N
                 continue
             path.unlink()
         elif path.exists():
-            log.warning("Not linking %s: a file or directory of that name already exists", path)
+            log.warning("Not linking %r: a file or directory of that name already exists", str(path))
             continue
         path.symlink_to(target, target_is_directory=True)

@@ -33,11 +33,11 @@ _MAX_SEGMENT = 63
 
 
 def is_slug(name: str) -> bool:
-    return isinstance(name, str) and bool(SLUG_PATTERN.match(name))
+    return isinstance(name, str) and bool(SLUG_PATTERN.fullmatch(name))
 
 
 def is_user_name(name: str) -> bool:
-    return isinstance(name, str) and bool(USER_PATTERN.match(name))
+    return isinstance(name, str) and bool(USER_PATTERN.fullmatch(name))
 
 
 def safe_segment(name: str) -> str:
@@ -50,7 +50,7 @@ def safe_segment(name: str) -> str:
     """
     if not isinstance(name, str) or not name:
         raise ValueError("a name is required to build a path segment")
-    if SLUG_PATTERN.match(name):
+    if SLUG_PATTERN.fullmatch(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     folded = _UNSAFE.sub("-", name.lower()).strip("-")

@@ -106,7 +106,7 @@ class TemplateStore:
         if report.kept:
             log.warning(
                 "Templates %s were changed by an admin; their config entries are not applied",
-                ", ".join(report.kept),
+                ", ".join(repr(slug) for slug in report.kept),
             )
         return report
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
@@ -23,7 +25,19 @@ from spawner.templates import FIELDS as TEMPLATE_KEYS
 from spawner.templates import Template, template_from_dict
 
 from .auth import AuthConfig
-from .fields import FilePath, Port, Positive, Section, Text, UserName, Whole, refuse, whole_lines
+from .fields import (
+    FilePath,
+    Flag,
+    OptionalText,
+    Port,
+    Positive,
+    Section,
+    Text,
+    UserName,
+    Whole,
+    refuse,
+    whole_lines,
+)
 from .jobs import JobsConfig
 from .kubernetes import KubernetesConfig
 from .services import TemplatesServiceConfig
@@ -145,6 +159,20 @@ class PlatformConfig(Section):
     templates_service: TemplatesServiceConfig = Field(
         default_factory=TemplatesServiceConfig, description="The templates service (catalogue API)."
     )
+    # JupyterHub's security model (docs/security.md): what keeps user servers apart in the browser
+    subdomain_host: OptionalText = Field(
+        None,
+        description="Serve every user server on its own origin, <user>.<host> (JupyterHub's "
+        "subdomain_host), e.g. https://hub.example.org: the only setting that keeps one user's "
+        "pages from scripting another's server and the services on the hub's origin. Needs "
+        "wildcard DNS (and a wildcard certificate). https unless the host is localhost; the local "
+        "backend takes only http://localhost:<port> (browsers resolve *.localhost to loopback).",
+    )
+    disable_user_config: Flag = Field(
+        True,
+        description="Ignore the Jupyter config in users' home directories (~/.jupyter) when "
+        "their servers start (JupyterHub's Spawner.disable_user_config).",
+    )
 
     _source: Path | None = PrivateAttr(None)
 
@@ -204,6 +232,23 @@ class PlatformConfig(Section):
             object.__setattr__(self, "start_timeout", former)
         return self
 
+    @field_validator("subdomain_host")
+    @classmethod
+    def _subdomain_host(cls, value: str | None) -> str | None:
+        return None if value is None else subdomain_origin(value)
+
+    @model_validator(mode="after")
+    def _subdomain_host_reachable(self) -> PlatformConfig:
+        if self.backend == "local" and self.subdomain_host is not None:
+            local = f"http://localhost:{self.port}"
+            if self.subdomain_host != local:
+                raise refuse(
+                    f"the local backend serves user servers on loopback only, got {self.subdomain_host!r}",
+                    at="subdomain_host",
+                    hint=f"use {local}: users' servers are then at http://<user>.localhost:{self.port}",
+                )
+        return self
+
     # -- what the rest of the tree reads ------------------------------------------------
     @property
     def source(self) -> Path | None:
@@ -246,3 +291,33 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def subdomain_origin(value: str) -> str:
+    """`value` as an origin for JupyterHub's subdomain_host: scheme://host[:port], a DNS name."""
+    url = urlsplit(value.strip())
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    host = url.hostname or ""
+    if (
+        url.scheme not in ("http", "https")
+        or url.path not in ("", "/")
+        or url.query
+        or url.fragment
+        or url.username is not None
+        or port == -1
+        or not all(_DNS_LABEL.fullmatch(label) for label in host.split("."))
+        or host.replace(".", "").isdigit()
+    ):
+        raise refuse(
+            f"must be an origin such as https://hub.example.org (scheme, DNS name, optional port), "
+            f"got {value!r}"
+        )
+    if url.scheme == "http" and host != "localhost":
+        raise refuse(f"must use https (user servers share cookies with their origin), got {value!r}")
+    return f"{url.scheme}://{host}" + (f":{port}" if port is not None else "")

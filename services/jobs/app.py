@@ -63,7 +63,7 @@ class Context:
             try:
                 group = await hub_get(self.hub_auth, f"/groups/{name}")
             except httpclient.HTTPClientError as e:
-                log.warning("Cannot read group %s from the hub: %s", name, e)
+                log.warning("Cannot read group %r from the hub: %r", name, str(e))
                 return None
             cached = (time.monotonic(), group)
             self._groups[name] = cached

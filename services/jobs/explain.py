@@ -25,7 +25,8 @@ def explain(
     """Explain `job` from what the backend and the store know.
 
     `diagnosis`: the backend's facts about a pending job; `ahead`: unfinished jobs
-    submitted before this one; `failing_lines`: the failing worker's last lines.
+    submitted before this one, by anyone (only the caller's own are named, the
+    others are counted); `failing_lines`: the failing worker's last lines.
     """
     diagnosis = diagnosis or Diagnosis()
     asks = f"{job.workers} worker{'s' if job.workers != 1 else ''} x ({job.resources.describe()})"
@@ -53,16 +54,10 @@ def explain(
                 details.append(f"It is number {diagnosis.position} in {where}'s queue.")
             details.extend(diagnosis.notes)
             if ahead:
-                details.append(
-                    f"{len(ahead)} job{'s' if len(ahead) != 1 else ''} submitted earlier "
-                    f"{'are' if len(ahead) != 1 else 'is'} still waiting or running: "
-                    + ", ".join(f"{j.id} ({j.user}, {j.state.value})" for j in ahead[:5])
-                )
-                mine = [j for j in ahead if j.user == job.user]
+                mine = [j.id for j in ahead if j.user == job.user]
+                details.append(_ahead(len(ahead), mine))
                 if mine:
-                    suggestions.append(
-                        "cancel one of your own earlier jobs: " + ", ".join(j.id for j in mine[:5])
-                    )
+                    suggestions.append("cancel one of your own earlier jobs: " + ", ".join(mine[:5]))
         details.insert(0, f"It asks for {asks}.")
     elif job.state == JobState.FAILED:
         summary = f"The job failed: {job.reason or 'unknown reason'}"
@@ -79,6 +74,16 @@ def explain(
     else:
         summary = f"The job was cancelled{': ' + job.reason if job.reason else ''}."
     return {"state": job.state.value, "summary": summary, "details": details, "suggestions": suggestions}
+
+
+def _ahead(n: int, mine: Sequence[str]) -> str:
+    """`n` jobs are ahead, `mine` of them the caller's: others' jobs are counted, never named."""
+    are = "s submitted earlier are" if n != 1 else " submitted earlier is"
+    line = f"{n} job{are} still waiting or running"
+    if mine:
+        shown = ", ".join(mine[:5]) + (", ..." if len(mine) > 5 else "")
+        line += f" ({len(mine)} of them yours: {shown})" if n != 1 else f" (yours: {shown})"
+    return line + "."
 
 
 def _shortfall(short: Shortfall) -> str:

@@ -113,8 +113,9 @@ class JobsHandler(APIHandler):
         ctx.payloads.save(spec.id, spec.code, spec.exports)
         job = ctx.store.add(spec)
         log.info(
-            "Job %s accepted for %r in %s: %d x %s",
+            "Job %s %r accepted for %r in %r: %d x %s",
             job.id,
+            job.name,
             job.user,
             job.project,
             job.workers,

@@ -122,7 +122,7 @@ def validate_submission(
     check_quota(request.project.name, request.project.quota, total, in_use)
 
     name = body.get("name") or "cell"
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise PublicError(
             f"name {name!r} is not valid: use letters, digits, '.', '_' and '-' (at most 63).", field="name"
         )
@@ -138,7 +138,7 @@ def validate_submission(
     cwd = _cwd(body.get("cwd"), volumes)
     exports = _exports(body.get("exports"))
     result = body.get("result")
-    if result is not None and (not isinstance(result, str) or not IDENTIFIER.match(result)):
+    if result is not None and (not isinstance(result, str) or not IDENTIFIER.fullmatch(result)):
         raise PublicError(f"result must be a Python variable name, got {result!r}.", field="result")
 
     return JobSpec(
@@ -203,7 +203,7 @@ def _env(value: Any) -> dict[str, str]:
         raise PublicError("env must be an object of names to strings.", field="env")
     env = {}
     for key, val in value.items():
-        if not isinstance(key, str) or not ENV_PATTERN.match(key):
+        if not isinstance(key, str) or not ENV_PATTERN.fullmatch(key):
             raise PublicError(f"env: {key!r} is not a valid variable name.", field="env")
         if is_reserved(key):
             raise PublicError(

@@ -186,7 +186,7 @@ class Supervisor:
                     log.exception("Submitting job %s failed; giving up", job.id)
                 return
             if isinstance(e, BackendUnavailable):
-                log.info("Job %s: the cluster cannot take it yet (%s); retrying", job.id, e)
+                log.info("Job %s: the cluster cannot take it yet (%r); retrying", job.id, str(e))
                 tracked.failures += 1
                 tracked.retry_at = time.monotonic() + tracked.backoff()
                 return

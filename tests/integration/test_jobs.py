@@ -204,7 +204,9 @@ def test_pending_job_is_explained(platform):
             "The job is waiting: the cluster does not have enough free CPUs"
         )
         assert "CPUs: needs 1, 0 of 2 free." in explained["details"]
-        assert any(hog["id"] in line for line in explained["details"])
+        # alice's job is counted, never named, in bob's explanation
+        assert "1 job submitted earlier is still waiting or running." in explained["details"]
+        assert not any(hog["id"] in line or "alice" in line for line in explained["details"])
         assert bob.jobs("DELETE", f"/{waiting['id']}").json()["state"] == "cancelled"
     finally:
         alice.jobs("DELETE", f"/{hog['id']}")

@@ -91,6 +91,13 @@ def test_config_path_from_environment(monkeypatch, tmp_path):
         ({"templates_service": {"admin_groups": ["Bad"]}}, "templates_service.admin_groups[0]: 'Bad' is not valid"),
         ({"templates_service": {"admin": []}}, "templates_service.admin: unknown key"),
         ({"named_servers": -1}, "named_servers: must be a whole number >= 0"),
+        ({"subdomain_host": "hub.example.org"}, "subdomain_host: must be an origin such as https://hub.example.org"),
+        ({"backend": "kubernetes", "subdomain_host": "https://hub.example.org/hub"}, "subdomain_host: must be an origin"),
+        ({"backend": "kubernetes", "subdomain_host": "https://10.0.0.1"}, "subdomain_host: must be an origin"),
+        ({"backend": "kubernetes", "subdomain_host": "http://hub.example.org"}, "subdomain_host: must use https"),
+        ({"subdomain_host": "https://hub.example.org"}, "subdomain_host: the local backend serves user servers on loopback only"),
+        ({"subdomain_host": "http://localhost:9000"}, "use http://localhost:8000"),
+        ({"disable_user_config": "no"}, "disable_user_config: must be true or false"),
         (["not", "a", "mapping"], "config: must be a mapping"),
     ],
 )  # fmt: skip
@@ -98,6 +105,20 @@ def test_invalid_config_names_the_key(raw, message):
     with pytest.raises(ConfigError) as refused:
         parse_config(raw)
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "origin"),
+    [
+        ({"backend": "kubernetes", "subdomain_host": "https://Hub.Example.org/"}, "https://hub.example.org"),
+        ({"backend": "kubernetes", "subdomain_host": "https://hub.example.org:8443"}, "https://hub.example.org:8443"),
+        ({"subdomain_host": "http://localhost:8000"}, "http://localhost:8000"),
+        ({"port": 9000, "subdomain_host": "http://localhost:9000/"}, "http://localhost:9000"),
+        ({}, None),
+    ],
+)  # fmt: skip
+def test_subdomain_host_is_an_origin(raw, origin):
+    assert parse_config(raw).subdomain_host == origin
 
 
 def test_kubernetes_backend_may_bind_anywhere():

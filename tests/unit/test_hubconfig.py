@@ -89,6 +89,23 @@ def test_kubernetes_platform(tmp_path, monkeypatch):
     assert jobs["environment"]["LAVAHUB_JOBS_LISTEN"] == "0.0.0.0"
 
 
+def test_user_servers_ignore_user_config_and_share_the_hubs_origin_by_default(tmp_path):
+    c, _ = configured(tmp_path)
+    assert c.Spawner.disable_user_config is True
+    assert "subdomain_host" not in c.JupyterHub
+
+
+def test_subdomain_host_and_user_config_as_configured(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAVAHUB_HUB_SERVICE", raising=False)
+    c, _ = configured(
+        tmp_path, backend="kubernetes", subdomain_host="https://hub.example.org", disable_user_config=False
+    )
+    assert c.JupyterHub.subdomain_host == "https://hub.example.org"
+    assert c.Spawner.disable_user_config is False
+    local, _ = configured(tmp_path, subdomain_host="http://localhost:8000")
+    assert local.JupyterHub.subdomain_host == "http://localhost:8000"
+
+
 def test_hub_config_file_refuses_a_bad_config_in_one_line(tmp_path):
     bad = tmp_path / "lavahub.yaml"
     bad.write_text("jobs:\n  ray:\n    port: 15000\n")

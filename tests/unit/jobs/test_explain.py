@@ -23,7 +23,10 @@ def test_pending_names_missing_resources_and_the_queue():
     assert told["summary"].startswith("The job is waiting: the cluster does not have enough free CPUs")
     assert "It asks for 2 workers x (0 GPUs, 1 CPU, 1Gi memory)." in told["details"]
     assert "CPUs: needs 2, 0.5 of 2 free." in told["details"]
-    assert any("bbbbbbbbbbbbbbbb (bob, running)" in line for line in told["details"])
+    assert (
+        "2 jobs submitted earlier are still waiting or running (1 of them yours: cccccccccccccccc)."
+        in told["details"]
+    )
     assert any(
         s.startswith("cancel one of your own earlier jobs: cccccccccccccccc") for s in told["suggestions"]
     )
@@ -43,3 +46,18 @@ def test_failed_shows_the_reason_and_the_workers_last_lines():
     assert told["details"] == ["[worker-1] boom"]
     timed_out = explain(job(JobState.FAILED, reason="timeout"), diagnosis=None, ahead=[], failing_lines=[])
     assert timed_out["suggestions"] == ["raise --timeout (it was 60 s) or make the job shorter"]
+
+
+def test_other_users_jobs_ahead_are_counted_never_named():
+    ahead = [job(JobState.RUNNING, user="bob", id="b" * 16), job(JobState.PENDING, user="carol", id="d" * 16)]
+    told = explain(job(), diagnosis=Diagnosis(), ahead=ahead, failing_lines=[])
+    text = " ".join(told["details"] + told["suggestions"])
+    assert "2 jobs submitted earlier are still waiting or running." in told["details"]
+    for other in ("bob", "carol", "b" * 16, "d" * 16):
+        assert other not in text
+    assert told["suggestions"] == []
+    one_of_mine = explain(job(), diagnosis=Diagnosis(), ahead=[job(id="c" * 16)], failing_lines=[])
+    assert (
+        "1 job submitted earlier is still waiting or running (yours: cccccccccccccccc)."
+        in one_of_mine["details"]
+    )

@@ -60,3 +60,10 @@ def test_the_backends_capabilities_decide_frameworks_and_driver_jobs():
         "gpus",
     )
     assert submit({"code": "print(1)", "framework": "mpi", "workers": 2}, everything).workers == 2
+
+
+@pytest.mark.parametrize("field,value", [("name", "cell\n"), ("result", "y\n"), ("env", {"X\n": "1"})])
+def test_a_trailing_newline_makes_no_name_valid(field, value):
+    with pytest.raises(PublicError) as refused:
+        submit({"code": "print(1)", field: value})
+    assert refused.value.field == field
