@@ -82,6 +82,7 @@ class RayBackend(Backend):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self._tails: dict[str, LogTail] = {}  # one per job being followed: offsets stay in memory
+        self._launcher_said: dict[str, dict[str, Any]] = {}  # each job's last good state.json
         self._bad_state: set[str] = set()  # jobs whose state file was garbage (said once)
 
     @classmethod
@@ -359,17 +360,20 @@ class RayBackend(Backend):
         return from_ray(str(status.value if hasattr(status, "value") else status), await self._launcher(job))
 
     async def _launcher(self, job: Job) -> dict[str, Any] | None:
-        """What the launcher wrote to state.json; garbage there (the job's doing) counts as nothing."""
+        """What the launcher wrote to state.json; garbage there (the job's doing) is ignored, said once."""
         path = Path(job.job_dir) / STATE_FILE
         try:
-            return await asyncio.to_thread(
+            said = await asyncio.to_thread(
                 read_json_object, path, STATE_SHAPE, MAX_STATE_BYTES, below=volume_of(job.job_dir)
             )
         except Untrusted as e:
             if job.id not in self._bad_state:
                 self._bad_state.add(job.id)
                 self.log.warning("Job %s: its %s is ignored: %s", job.id, STATE_FILE, e)
-            return None
+            return self._launcher_said.get(job.id)
+        if said is not None:
+            self._launcher_said[job.id] = said
+        return said
 
     async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         tail = self._tails.get(job.id)
@@ -388,6 +392,7 @@ class RayBackend(Backend):
         finally:
             if final:
                 del self._tails[job.id]
+                self._launcher_said.pop(job.id, None)
 
     async def result(self, job: Job) -> bytes | None:
         path = Path(job.job_dir) / RESULT_FILE
