@@ -6,7 +6,17 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .fields import Flag, Memory, OptionalPositive, OptionalText, Port, Positive, Section, refuse
+from .fields import (
+    Flag,
+    Memory,
+    OptionalPath,
+    OptionalPositive,
+    OptionalText,
+    Port,
+    Positive,
+    Section,
+    refuse,
+)
 
 RAY_WORKER_PORTS = (10002, 19999)  # ray start's default --min/max-worker-port
 
@@ -45,6 +55,32 @@ class RayConfig(Section):
         return self
 
 
+MIN_LINE_BYTES = 256  # room for a line's prefix and the marker of a cut line
+
+
+class JobLogsConfig(Section):
+    """How much of a job's output the service keeps: a job that writes more keeps running."""
+
+    max_bytes: Memory = Field(
+        64 * 2**20,
+        description="The most of one job's output the service keeps, bytes or an amount such as 64Mi. "
+        "Past it one line says the log was truncated, and the rest is discarded (the job keeps running).",
+    )
+    max_line_bytes: Memory = Field(
+        64 * 2**10,
+        description="The longest line kept, bytes (with its [worker-N] prefix); a longer one is cut, "
+        "with a marker saying so.",
+    )
+
+    @model_validator(mode="after")
+    def _lines_fit(self) -> JobLogsConfig:
+        if self.max_line_bytes < MIN_LINE_BYTES:
+            raise refuse(f"must be at least {MIN_LINE_BYTES} bytes", at="max_line_bytes")
+        if self.max_line_bytes > self.max_bytes:
+            raise refuse("must not exceed jobs.logs.max_bytes", at="max_line_bytes")
+        return self
+
+
 class JobsConfig(Section):
     """The `jobs` service: its port, the limits on a job, and the backend it runs jobs on."""
 
@@ -61,6 +97,20 @@ class JobsConfig(Section):
     )
     max_timeout: Positive = Field(
         7 * 24 * 3600, description="The longest timeout a job may ask for, seconds."
+    )
+    max_unfinished_per_user: Positive = Field(
+        20, description="The most pending or running jobs one user may have; more are refused."
+    )
+    max_result_bytes: Memory = Field(
+        64 * 2**20,
+        description="The largest result (rank 0's `result` variable, pickled) handed back, bytes or "
+        "an amount such as 64Mi; a larger one is not returned, and the answer says why.",
+    )
+    logs: JobLogsConfig = Field(default_factory=JobLogsConfig, description="The caps on each job's log.")
+    logs_dir: OptionalPath = Field(
+        None,
+        description="Where the service keeps each job's log (<logs_dir>/<job id>/output.log); put it "
+        "off the database's volume so that no job's output can fill that. Default: <data_dir>/jobs.",
     )
     # The Volcano backend adds "volcano" here, and its own section `volcano` beside `ray`.
     backend: Literal["ray"] = Field("ray", description="What runs jobs: ray (a Ray cluster).")

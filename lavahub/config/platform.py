@@ -268,6 +268,11 @@ class PlatformConfig(Section):
         return self.storage.local.root or self.data_dir
 
     @property
+    def job_logs_dir(self) -> Path:
+        """Where the jobs service keeps each job's log: `jobs.logs_dir`, else `<data_dir>/jobs`."""
+        return self.jobs.logs_dir or self.data_dir / "jobs"
+
+    @property
     def kubernetes_storage(self) -> KubernetesStorage:
         return self.storage.kubernetes
 

@@ -49,7 +49,8 @@ class Context:
         self.hub_auth = hub_auth
         self.store = JobStore(config.database_url)
         self.templates = TemplateStore(config.database_url)
-        self.logs = JobLogs(config.data_dir / "jobs")
+        caps = config.jobs.logs
+        self.logs = JobLogs(config.job_logs_dir, max_bytes=caps.max_bytes, max_line_bytes=caps.max_line_bytes)
         self.payloads = Payloads(config.data_dir / "jobs")
         self.supervisor = Supervisor(
             self.store, backend, self.logs, self.payloads, max_pending=config.jobs.max_pending

@@ -21,6 +21,7 @@ from spawner.projects import Project
 from ..api import ApiError, JsonApiHandler
 from .api_models import Explanation, JobList, Result, ServiceInfo
 from .api_models import Job as JobBody
+from .backends.base import ResultUnavailable
 from .explain import explain
 from .models import Job, JobState
 from .openapi import openapi
@@ -89,6 +90,8 @@ class JobsHandler(APIHandler):
         body = self.body_json()
         ctx = self.ctx
         projects = await self.caller_projects()
+        capacity = await ctx.backend.capacity()
+        # no await from here to the store's add: the counts below are those the new job joins
         project = _chosen_project(body, projects)
         in_use = (
             {
@@ -105,8 +108,13 @@ class JobsHandler(APIHandler):
             templates=ctx.templates.list(),
             limits=ctx.config.jobs,
             capabilities=ctx.backend.capabilities,
-            capacity=await ctx.backend.capacity(),
+            capacity=capacity,
             in_use=in_use,
+            unfinished=len(
+                ctx.store.list(
+                    user=self.caller.name, unfinished=True, limit=ctx.config.jobs.max_unfinished_per_user
+                )
+            ),
             volumes=ctx.volumes(self.caller, project.name) if project else (),
             job_id=new_job_id(),
         )
@@ -157,7 +165,7 @@ class LogsHandler(APIHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Accel-Buffering", "no")
         while True:
-            lines = job_log.read(seen)
+            lines = job_log.read(seen)  # a chunk of the file at a time, never the whole log in memory
             if lines:
                 self.write("".join(line + "\n" for line in lines))
                 seen += len(lines)
@@ -165,7 +173,9 @@ class LogsHandler(APIHandler):
                     await self.flush()
                 except iostream.StreamClosedError:
                     return
-            if not follow or (job_log.complete and len(job_log) <= seen):
+            if len(job_log) > seen:
+                continue
+            if not follow or job_log.complete:
                 break
             await job_log.wait(seen, timeout=5)
             if self.request.connection.stream.closed():  # type: ignore[union-attr]
@@ -191,7 +201,14 @@ class ExplainHandler(APIHandler):
 class ResultHandler(APIHandler):
     async def get(self, job_id: str) -> None:
         job = self.visible_job(job_id)
-        data = await self.ctx.backend.result(job) if job.state == JobState.SUCCEEDED else None
+        try:
+            data = await self.ctx.backend.result(job) if job.state == JobState.SUCCEEDED else None
+        except ResultUnavailable as e:
+            raise ApiError(
+                404,
+                f"Job {job.id}'s result is not returned: {e}.",
+                hint="save a large result to your project volume from the job, and load it from there",
+            ) from None
         if data is None:
             raise ApiError(
                 404,

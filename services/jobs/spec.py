@@ -60,19 +60,27 @@ def validate_submission(
     in_use: Mapping[str, Resources],
     volumes: Sequence[Volume],
     job_id: str,
+    unfinished: int = 0,
 ) -> JobSpec:
     """Check a submission against the caller's projects, the template, quota and cluster.
 
     `projects` are the caller's projects; `limits` the config's `jobs` section;
     `capabilities` what the backend runs; `in_use` what the project's unfinished
     jobs hold (by "user/job-id"); `capacity` the cluster's total, if known;
-    `volumes` the caller's volume plan (as workers see it) in the chosen project.
+    `volumes` the caller's volume plan (as workers see it) in the chosen project;
+    `unfinished` how many pending or running jobs the caller has.
     """
     if not isinstance(body, Mapping):
         raise PublicError("The request body must be a JSON object.", hint=_keys_hint())
     unknown = sorted(set(body) - set(BODY_KEYS))
     if unknown:
         raise PublicError(f"Unknown field {unknown[0]!r}.", hint=_keys_hint(), field=unknown[0])
+    if unfinished >= limits.max_unfinished_per_user:
+        raise PublicError(
+            f"You have {unfinished} unfinished jobs; at most {limits.max_unfinished_per_user} may be "
+            "pending or running at once (jobs.max_unfinished_per_user).",
+            hint="wait for some to end, or cancel those you no longer need (lavahub jobs cancel ID)",
+        )
 
     code = body.get("code")
     if not isinstance(code, str) or not code.strip():

@@ -28,6 +28,8 @@ LOG_INTERVAL = 0.1  # how often worker output is copied: the added latency of a 
 FINAL_GRACE = 1.0  # after a job ends, how long its last lines may still arrive
 SUBMIT_TRIES = 12  # a cluster that keeps refusing for about a minute fails the job
 MAX_BACKOFF = 10.0  # seconds: the longest a failing job waits before its next try
+LOGS_TIMEOUT = 30.0  # seconds: a backend's `logs` that takes longer counts as a failed step
+FINISH_TRIES = 6  # an ended job whose last lines fail this often gets its log closed without them
 
 
 @dataclass
@@ -142,11 +144,12 @@ class Supervisor:
             if self.backend.ready:
                 await self._submit(job, tracked)
             return
-        await self._copy_logs(job, final=False)
         running_for = (datetime.now(UTC) - job.started).total_seconds() if job.started else 0
-        if job.state == JobState.RUNNING and running_for > job.timeout:
+        if job.state == JobState.RUNNING and running_for > job.timeout:  # before logs, which may hang
             await self.backend.cancel(job)
             self.finished(self.store.transition(job.id, JobState.FAILED, reason="timeout"))
+            return
+        await self._copy_logs(job, final=False)
 
     async def _expire(self, job: Job) -> None:
         """A job pending past its deadline fails, saying what it waited for, and frees its place."""
@@ -211,8 +214,12 @@ class Supervisor:
             self._tracked.pop(tracked.job_id, None)
             return
         final = time.monotonic() - since >= FINAL_GRACE
-        await self._copy_logs(job, final=final)
-        if final:
+        if tracked.failures >= FINISH_TRIES:
+            log.error("Job %s: its last lines could not be copied; its log is closed without them", job.id)
+            self.logs[job.id].append(["[lavahub] the last lines of this job could not be copied"])
+        else:
+            await self._copy_logs(job, final=final)
+        if final or tracked.failures >= FINISH_TRIES:
             self.logs[job.id].finish()
             self.store.update(job.id, log_complete=True)
             self._tracked.pop(job.id, None)
@@ -266,5 +273,7 @@ class Supervisor:
             tracked.finishing_since = time.monotonic()
 
     async def _copy_logs(self, job: Job, *, final: bool) -> None:
-        if job.submitted:
-            self.logs[job.id].append(await self.backend.logs(job, final=final))
+        """New lines from the backend into the job's log; none once that log is full, but the last."""
+        job_log = self.logs[job.id]
+        if job.submitted and (final or not job_log.truncated):
+            job_log.append(await asyncio.wait_for(self.backend.logs(job, final=final), LOGS_TIMEOUT))

@@ -43,6 +43,7 @@ PLATFORM_SECRETS = {
 }
 START_TIMEOUT = 240  # a local Ray head on a busy 2-core machine
 CPUS = 2  # every backend's cluster is given exactly this many CPUs, so the numbers are the same
+LOG_MAX_BYTES = 4 * 2**20  # jobs.logs.max_bytes for the suite: small, so that a flood reaches it
 
 
 class Loop:
@@ -70,7 +71,7 @@ class Harness:
 
         self.name, self.backend, self.loop, self.root, self.kind = name, backend, loop, root, kind
         self.store = JobStore(f"sqlite:///{root / 'lavahub.sqlite'}")
-        self.logs = JobLogs(root / "jobs")
+        self.logs = JobLogs(root / "jobs", max_bytes=LOG_MAX_BYTES)
         self.payloads = Payloads(root / "jobs")
         self.supervisor = Supervisor(self.store, backend, self.logs, self.payloads)
 
@@ -147,12 +148,13 @@ def ray_backend(root: Path) -> Backend:
         {
             "data_dir": str(root / "data"),
             "jobs": {
+                "logs": {"max_bytes": LOG_MAX_BYTES},
                 "ray": {
                     "port": free_port(),
                     "dashboard_port": free_port(),
                     "num_cpus": CPUS,
                     "object_store_memory": "128Mi",
-                }
+                },
             },
         }
     )

@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cloudpickle
+import psutil
+import pytest
 
+from services.jobs.backends.base import ResultUnavailable
 from services.jobs.explain import explain
+from services.jobs.logs import TRUNCATED
 from services.jobs.models import Job, JobState
 from spawner.resources import Resources
 
-from .conftest import CPUS, PLATFORM_SECRETS, Harness
+from .conftest import CPUS, LOG_MAX_BYTES, PLATFORM_SECRETS, Harness
 
 ENDED = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
 CONTRACT = (
@@ -160,3 +164,81 @@ def test_lavahubs_own_imports_cannot_be_planted_in_the_working_directory(harness
     finally:
         (home / "cloudpickle.py").unlink()
         (home / "helpers_of_mine.py").unlink()
+
+
+WEDGE = """
+import os, time
+job_dir = os.environ["LAVAHUB_JOB_DIR"]
+logs = os.path.join(job_dir, "logs")
+print("wedging", flush=True)
+time.sleep(1)
+os.mkdir(os.path.join(logs, "worker-9.log"))
+os.mkfifo(os.path.join(logs, "worker-8.log"))
+os.symlink("/dev/zero", os.path.join(logs, "worker-7.log"))
+# the launcher has logged all it logs before the workers start: its log becomes a FIFO, ours a link
+os.rename(os.path.join(logs, "launcher.log"), os.path.join(logs, "launcher.old"))
+os.mkfifo(os.path.join(logs, "launcher.log"))
+os.rename(os.path.join(logs, "worker-0.log"), os.path.join(logs, "worker-0.old"))
+os.symlink("/dev/zero", os.path.join(logs, "worker-0.log"))
+with open(os.path.join(job_dir, "state.json.new"), "w") as f:
+    f.write("[1]")
+os.replace(os.path.join(job_dir, "state.json.new"), os.path.join(job_dir, "state.json"))
+os.symlink("/dev/zero", os.path.join(job_dir, "result.pkl"))
+time.sleep(3)
+"""
+FLOOD = """
+import sys, time
+line = "x" * 65536 + "\\n"
+written, end = 0, time.monotonic() + 3
+while time.monotonic() < end and written < 96 * 2**20:  # a few seconds, at most 96 MiB of disk
+    sys.stdout.write(line)
+    written += len(line)
+sys.stdout.write("and a last line without a newline")
+"""
+GOOD = "import time\nfor i in range(100):\n    print('good', i, flush=True)\n    time.sleep(0.03)\n"
+
+
+def test_wedge_files_and_a_log_flood_leave_another_job_running_to_success(harness: Harness) -> None:
+    service = psutil.Process()
+    rss_before = peak = service.memory_info().rss
+    wedge, flood = harness.submit(WEDGE), harness.submit(FLOOD)
+    harness.wait(flood.id, {JobState.RUNNING})
+    good = harness.submit(GOOD)
+    deadline = time.monotonic() + 180
+    while not all(harness.job(j.id).log_complete for j in (wedge, flood, good)):
+        assert time.monotonic() < deadline, [harness.job(j.id) for j in (wedge, flood, good)]
+        peak = max(peak, service.memory_info().rss)
+        time.sleep(0.1)
+    growth = (peak - rss_before) / 2**20
+
+    done = harness.job(good.id)
+    assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0), done
+    good_lines = [line for line in harness.lines(good.id) if line.startswith("[worker-0] ")]
+    assert good_lines == [f"[worker-0] good {i}" for i in range(100)]
+
+    wedge_lines = harness.lines(wedge.id)
+    assert "[worker-0] wedging" in wedge_lines
+    said = [line for line in wedge_lines if line.startswith("[lavahub] ")]
+    assert sorted(said) == [
+        "[lavahub] logs/launcher.log is not read: launcher.log is a FIFO, not a regular file",
+        "[lavahub] logs/worker-0.log is not read: worker-0.log is a symbolic link; links are not followed",
+    ], wedge_lines  # once each; worker-7, -8 and -9 are no worker of this job, so never opened
+    assert harness.job(wedge.id).state.done
+    with pytest.raises(ResultUnavailable, match="symbolic link"):
+        harness.loop.run(harness.backend.result(harness.job(wedge.id)))
+
+    flood_log = harness.logs[flood.id]
+    kept = flood_log.path.stat().st_size
+    assert flood_log.truncated and kept <= LOG_MAX_BYTES + 200
+    assert harness.job(flood.id).state == JobState.SUCCEEDED
+    last = flood_log.read(len(flood_log) - 1)
+    assert last == [TRUNCATED.format(limit="4MiB")], last
+    first = next(line for line in flood_log.read(0, limit=2**20) if line.startswith("[worker-0] "))
+    assert first.endswith("[lavahub] line cut: longer than 65536 bytes") and len(first.encode()) == 65536
+    written = sum(p.stat().st_size for p in (Path(flood.job_dir) / "logs").glob("worker-*.log"))
+    print(
+        f"{harness.name}: 3 jobs; the good one succeeded with {len(good_lines)} lines beside a wedge "
+        f"({len(said)} files refused, {len(wedge_lines)} lines) and a flood ({written / 2**20:.0f} MiB "
+        f"written, {len(flood_log)} lines and {kept / 2**20:.1f} MiB kept); service RSS grew {growth:.1f} MiB"
+    )
+    assert growth < 64, f"the service's memory grew {growth:.1f} MiB"

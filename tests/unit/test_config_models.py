@@ -34,6 +34,16 @@ def test_one_start_timeout_for_both_backends():
         parse_config({"start_timeout": 60, "kubernetes": {"start_timeout": 90}})
 
 
+def test_job_logs_are_capped_and_kept_where_the_operator_says(tmp_path):
+    config = parse_config({"data_dir": str(tmp_path / "data")})
+    jobs = config.jobs
+    assert (jobs.logs.max_bytes, jobs.logs.max_line_bytes, jobs.max_result_bytes) == (2**26, 2**16, 2**26)
+    assert config.job_logs_dir == tmp_path / "data" / "jobs"
+    moved = parse_config({"data_dir": str(tmp_path / "data"), "jobs": {"logs_dir": str(tmp_path / "logs")}})
+    assert moved.job_logs_dir == tmp_path / "logs"
+    assert parse_config({"jobs": {"logs": {"max_bytes": "1Gi"}}}).jobs.logs.max_bytes == 2**30
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -45,6 +55,9 @@ def test_one_start_timeout_for_both_backends():
         ({"jobs": {"default_timeout": 10, "max_timeout": 5}}, "jobs.default_timeout: must not exceed jobs.max_timeout"),
         ({"jobs": {"port": 8001}}, "jobs.port: must differ from port, hub_port and proxy_api_port"),
         ({"jobs": {"enabled": "yes"}}, "jobs.enabled: must be true or false, got 'yes'"),
+        ({"jobs": {"logs": {"max_line_bytes": 10}}}, "jobs.logs.max_line_bytes: must be at least 256 bytes"),
+        ({"jobs": {"logs": {"max_bytes": "1Mi", "max_line_bytes": "2Mi"}}}, "jobs.logs.max_line_bytes: must not exceed jobs.logs.max_bytes"),
+        ({"jobs": {"max_unfinished_per_user": 0}}, "jobs.max_unfinished_per_user: must be a whole number >= 1, got 0"),
         ({"jobs": ["ray"]}, "jobs: must be a mapping of keys to values, got list"),
         ({"port": True}, "port: must be a whole number >= 1, got True"),
         ({"port": "8000"}, "port: must be a whole number >= 1, got '8000'"),

@@ -45,6 +45,10 @@ class JobRefused(Exception):
     """The cluster will never run this job as specified; the message says why, in plain words."""
 
 
+class ResultUnavailable(Exception):
+    """A job left a result that is not handed back (too large, not a regular file); the message says why."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can run: the service refuses the rest at submission, with a reason."""
@@ -143,19 +147,31 @@ class Backend(LoggingConfigurable):
     async def watch(self, jobs: JobSource) -> AsyncIterator[tuple[str, Observation]]:
         """Observations of the submitted, unfinished jobs that `jobs()` names, as they change.
 
-        The default polls `status` every `watch_interval`; a backend with a watch
-        API (Kubernetes) pushes instead. A failure to observe one job is logged and
-        that job is skipped this round: it never stops the others.
+        The default polls `status` every `watch_interval`, each job's call on its
+        own: a call that hangs leaves that job unobserved until it returns, and one
+        that fails is logged and tried again next round; neither delays the others.
+        A backend with a watch API (Kubernetes) pushes instead.
         """
-        while True:
-            for job in jobs() if self.ready else ():  # a cluster that is away has nothing to say
-                try:
-                    seen = await self.status(job)
-                except Exception:
-                    self.log.exception("Observing job %s failed; trying again", job.id)
-                    continue
-                yield job.id, seen
-            await asyncio.sleep(self.watch_interval)
+        asking: dict[str, asyncio.Task[Observation]] = {}
+        try:
+            while True:
+                for job in jobs() if self.ready else ():  # a cluster that is away has nothing to say
+                    if job.id not in asking:
+                        asking[job.id] = asyncio.ensure_future(self.status(job))
+                await asyncio.sleep(self.watch_interval)
+                for job_id, task in list(asking.items()):
+                    if not task.done():
+                        continue
+                    del asking[job_id]
+                    if task.exception() is not None:
+                        self.log.error(
+                            "Observing job %s failed; trying again", job_id, exc_info=task.exception()
+                        )
+                        continue
+                    yield job_id, task.result()
+        finally:
+            for task in asking.values():
+                task.cancel()
 
     async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         """Lines produced since the last call, each prefixed `[worker-N] ` (or `[launcher] `).
@@ -167,7 +183,10 @@ class Backend(LoggingConfigurable):
         raise NotImplementedError
 
     async def result(self, job: Job) -> bytes | None:
-        """Rank 0's result (cloudpickle bytes) of a job that succeeded, if it sent one."""
+        """Rank 0's result (cloudpickle bytes) of a job that succeeded, if it sent one.
+
+        Read with a cap and never on the event loop; may raise `ResultUnavailable`.
+        """
         return None
 
     async def diagnose(self, job: Job) -> Diagnosis:

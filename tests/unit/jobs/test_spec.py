@@ -67,3 +67,21 @@ def test_a_trailing_newline_makes_no_name_valid(field, value):
     with pytest.raises(PublicError) as refused:
         submit({"code": "print(1)", field: value})
     assert refused.value.field == field
+
+
+def test_a_user_with_as_many_unfinished_jobs_as_allowed_is_refused_another():
+    def submit_with(unfinished):
+        return validate_submission(
+            {"code": "print(1)"}, caller=Caller("alice"), projects=PROJECTS, templates=TEMPLATES,
+            limits=JobsConfig(max_unfinished_per_user=3), capabilities=RAY, capacity=None, in_use={},
+            volumes=POD_VOLUMES, job_id="a" * 16, unfinished=unfinished,
+        )  # fmt: skip
+
+    assert submit_with(2).id == "a" * 16
+    with pytest.raises(PublicError) as refused:
+        submit_with(3)
+    assert str(refused.value).startswith(
+        "You have 3 unfinished jobs; at most 3 may be pending or running at once (jobs.max_unfinished_per_user)."
+    )
+    assert refused.value.hint and "cancel" in refused.value.hint and refused.value.field is None
+    assert JobsConfig().max_unfinished_per_user == 20

@@ -143,4 +143,100 @@ def test_a_job_whose_backend_calls_fail_does_not_hold_up_another(tmp_path):
         supervisor.observe(good.id, Observation(JobState.SUCCEEDED, exit_code=0))
         assert stored(store, good.id).state == JobState.SUCCEEDED
 
+
+class UnrulyBackend(Backend):
+    """One job per misbehaviour of `logs` and `status`, and one well-behaved job beside them."""
+
+    watch_interval = 0.02
+    RAISES_LOGS, HANGS_LOGS, RAISES_STATUS, HANGS_STATUS, GOOD = (
+        "a" * 16,
+        "b" * 16,
+        "c" * 16,
+        "d" * 16,
+        "e" * 16,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.good_lines = [f"[worker-0] line {i}" for i in range(5)]
+        self.handed = 0
+
+    async def submit(self, spec: JobSpec) -> BackendState:
+        return {}
+
+    async def cancel(self, job: Job) -> None:
+        pass
+
+    async def status(self, job: Job) -> Observation:
+        if job.id == self.RAISES_STATUS:
+            raise RuntimeError("status broke")
+        if job.id == self.HANGS_STATUS:
+            await asyncio.Event().wait()
+        if job.id == self.GOOD:
+            done = self.handed == len(self.good_lines)
+            return Observation(
+                JobState.SUCCEEDED if done else JobState.RUNNING, exit_code=0 if done else None
+            )
+        return Observation(JobState.SUCCEEDED, exit_code=0)  # the jobs whose logs misbehave end at once
+
+    async def logs(self, job: Job, *, final: bool = False) -> list[str]:
+        if job.id == self.RAISES_LOGS:
+            raise RuntimeError("logs broke")
+        if job.id == self.HANGS_LOGS:
+            await asyncio.Event().wait()
+        if job.id == self.GOOD and self.handed < len(self.good_lines):
+            self.handed += 1
+            return self.good_lines[self.handed - 1 : self.handed]
+        return []
+
+
+def test_a_job_whose_backend_calls_raise_or_hang_never_holds_up_another(tmp_path, monkeypatch):
+    monkeypatch.setattr("services.jobs.supervisor.MAX_BACKOFF", 0.05)
+    monkeypatch.setattr("services.jobs.supervisor.FINAL_GRACE", 0.2)
+
+    async def scenario():
+        store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        backend = UnrulyBackend()
+        payloads, logs = Payloads(tmp_path / "jobs"), JobLogs(tmp_path / "jobs")
+        ids = [
+            backend.RAISES_LOGS,
+            backend.HANGS_LOGS,
+            backend.RAISES_STATUS,
+            backend.HANGS_STATUS,
+            backend.GOOD,
+        ]
+        for job_id in ids:
+            payloads.save(job_id, "print(1)", None)
+            store.add(spec(job_id))
+        supervisor = Supervisor(store, backend, logs, payloads)
+
+        def get(job_id: str) -> Job:
+            job = store.get(job_id)
+            assert job is not None
+            return job
+
+        supervisor.start()
+        try:
+            for _ in range(200):
+                good = get(backend.GOOD)
+                raising = get(backend.RAISES_LOGS)
+                if good.log_complete and raising.log_complete:
+                    break
+                await asyncio.sleep(0.05)
+            assert good.state == JobState.SUCCEEDED and good.log_complete, good
+            assert logs[backend.GOOD].read() == backend.good_lines
+            # an ended job whose last lines never come is closed, and says so
+            assert raising.state == JobState.SUCCEEDED and raising.log_complete
+            assert logs[backend.RAISES_LOGS].read() == [
+                "[lavahub] the last lines of this job could not be copied"
+            ]
+            assert get(backend.HANGS_LOGS).state == JobState.SUCCEEDED  # observed, its log still hanging
+            assert get(backend.RAISES_STATUS).state == JobState.PENDING, "never observed"
+            assert get(backend.HANGS_STATUS).state == JobState.PENDING, "never observed"
+        finally:
+            await supervisor.stop()
+        print(
+            f"{len(ids)} jobs: the good one succeeded with {len(backend.good_lines)} lines beside 4 unruly ones"
+        )
+
     asyncio.run(scenario())

@@ -31,8 +31,17 @@ from traitlets import Integer, Unicode
 from spawner.resources import Resources
 
 from ...models import Job, JobSpec, JobState, Observation
-from ..base import Backend, BackendState, BackendUnavailable, Capabilities, Diagnosis, shortfalls
-from .jobdir import STATE_FILE, write_job_dir
+from ..base import (
+    Backend,
+    BackendState,
+    BackendUnavailable,
+    Capabilities,
+    Diagnosis,
+    ResultUnavailable,
+    shortfalls,
+)
+from ..untrusted import Untrusted, read_capped, read_json_object
+from .jobdir import MAX_STATE_BYTES, STATE_FILE, STATE_SHAPE, volume_of, write_job_dir
 from .states import from_ray
 from .tail import LogTail
 
@@ -77,6 +86,8 @@ class RayBackend(Backend):
     settings = AnyTrait(help="The `jobs.ray` config section (lavahub.config.RayConfig).")
     state_dir = Unicode(help="Where the local head keeps its token, logs and session files.")
     num_gpus = Integer(0, help="GPUs the local head offers (from the NVML inventory).")
+    max_result_bytes = Integer(64 * 2**20, help="The largest result handed back (jobs.max_result_bytes).")
+    max_line_bytes = Integer(64 * 2**10, help="The longest log line kept (jobs.logs.max_line_bytes).")
 
     _ready = False
     _token: str | None = None
@@ -91,6 +102,8 @@ class RayBackend(Backend):
         self._tails: dict[str, LogTail] = {}  # one per job being followed: offsets stay in memory
         self._ports: dict[str, int] | None = None
         self._cancel_later: set[str] = set()  # cancelled while the cluster did not answer
+        self._launcher_said: dict[str, dict[str, Any]] = {}  # each job's last good state.json
+        self._bad_state: set[str] = set()  # jobs whose state file was garbage (said once)
 
     @classmethod
     def from_config(cls, config: Any) -> RayBackend:
@@ -98,7 +111,11 @@ class RayBackend(Backend):
         from spawner.gpus import inventory
 
         return cls(
-            settings=config.jobs.ray, state_dir=str(config.data_dir / "ray"), num_gpus=len(inventory())
+            settings=config.jobs.ray,
+            state_dir=str(config.data_dir / "ray"),
+            num_gpus=len(inventory()),
+            max_result_bytes=config.jobs.max_result_bytes,
+            max_line_bytes=config.jobs.logs.max_line_bytes,
         )
 
     @property
@@ -457,30 +474,51 @@ class RayBackend(Backend):
                 raise
             # the cluster restarted (or was replaced) since it accepted the job
             return Observation(JobState.FAILED, reason=LOST)
-        state_file = Path(job.job_dir) / STATE_FILE
-        launcher = None
-        if state_file.exists():
-            try:
-                launcher = json.loads(state_file.read_text())
-            except ValueError:
-                launcher = None  # being rewritten; read it next time
-        return from_ray(str(status.value if hasattr(status, "value") else status), launcher)
+        return from_ray(str(status.value if hasattr(status, "value") else status), await self._launcher(job))
+
+    async def _launcher(self, job: Job) -> dict[str, Any] | None:
+        """What the launcher wrote to state.json; garbage there (the job's doing) is ignored, said once."""
+        path = Path(job.job_dir) / STATE_FILE
+        try:
+            said = await asyncio.to_thread(
+                read_json_object, path, STATE_SHAPE, MAX_STATE_BYTES, below=volume_of(job.job_dir)
+            )
+        except Untrusted as e:
+            if job.id not in self._bad_state:
+                self._bad_state.add(job.id)
+                self.log.warning("Job %s: its %s is ignored: %s", job.id, STATE_FILE, e)
+            return self._launcher_said.get(job.id)
+        if said is not None:
+            self._launcher_said[job.id] = said
+        return said
 
     async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         tail = self._tails.get(job.id)
         if tail is None:
             positions = Path(self.state_dir) / "log-positions" / f"{job.id}.json"
             positions.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tail = self._tails[job.id] = LogTail(Path(job.job_dir) / "logs", positions)
+            tail = self._tails[job.id] = LogTail(
+                Path(job.job_dir) / "logs",
+                positions,
+                workers=job.workers,
+                max_line_bytes=self.max_line_bytes,
+                below=volume_of(job.job_dir),
+            )
         try:
             return await asyncio.to_thread(tail.read, final=final)
         finally:
             if final:
                 del self._tails[job.id]
+                self._launcher_said.pop(job.id, None)
 
     async def result(self, job: Job) -> bytes | None:
         path = Path(job.job_dir) / RESULT_FILE
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread(
+                read_capped, path, self.max_result_bytes, below=volume_of(job.job_dir)
+            )
         except FileNotFoundError:
             return None
+        except Untrusted as e:
+            self.log.warning("Job %s: its result is not returned: %s", job.id, e)
+            raise ResultUnavailable(f"{e} (jobs.max_result_bytes is {self.max_result_bytes})") from None

@@ -20,6 +20,22 @@ from ...models import JobSpec
 
 SPEC_FILE = "spec.json"
 STATE_FILE = "state.json"
+MAX_STATE_BYTES = 64 * 2**10  # the launcher writes a few hundred bytes
+# what the launcher may report in state.json, and the type of each (anything else is garbage)
+STATE_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "placed": bool,
+    "exit_code": int,
+    "reason": str,
+    "failed_worker": int,
+    "nodes": list,
+}
+
+
+def volume_of(job_dir: str) -> Path:
+    """The volume a job directory (`<volume>/.lavahub/jobs/<id>`) is on: its user cannot replace
+    that directory, only what is below it, so files of the job are opened from there on."""
+    parents = Path(job_dir).parents
+    return parents[min(2, len(parents) - 1)]
 
 
 def launcher_spec(spec: JobSpec) -> dict[str, Any]:

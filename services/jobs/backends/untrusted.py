@@ -1,0 +1,159 @@
+"""Reading files that a job can write: never a link, never more than asked, never blocking.
+
+A job's directory is on its user's volume, so anything in it may be a directory,
+a FIFO, a symlink to `/dev/zero` or to someone else's file, or gigabytes of
+garbage. Every read of such a file goes through here: it is opened with
+`O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` (with `below`, every directory on the way
+too), refused unless `fstat` says it is a regular file with one link, read at
+most `limit` bytes, and parsed only into the shape the caller expects.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class Untrusted(Exception):
+    """A file a job controls is not what it should be; the message says what, in plain words."""
+
+
+def open_regular(path: Path, *, below: Path | None = None) -> int:
+    """A descriptor of the regular file at `path`; FileNotFoundError if there is none.
+
+    `below`: a directory the job cannot replace; every component of `path` under
+    it is opened without following links, so no directory on the way can be a
+    symlink elsewhere. The caller closes the descriptor.
+    """
+    fd = _open_beneath(path, below) if below is not None else _open(str(path), FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Untrusted(f"{path.name} is {_kind(info.st_mode)}, not a regular file")
+        if info.st_nlink != 1:
+            raise Untrusted(f"{path.name} has {info.st_nlink} hard links; only a file of its own is read")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_at(path: Path, offset: int, limit: int, *, below: Path | None = None) -> tuple[bytes, int]:
+    """At most `limit` bytes from `offset`, and the file's size now."""
+    fd = open_regular(path, below=below)
+    try:
+        size = os.fstat(fd).st_size
+        return (os.pread(fd, min(limit, max(size - offset, 0)), offset) if offset < size else b""), size
+    finally:
+        os.close(fd)
+
+
+def read_capped(path: Path, limit: int, *, below: Path | None = None) -> bytes:
+    """The whole file, if it holds at most `limit` bytes; Untrusted otherwise."""
+    fd = open_regular(path, below=below)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise Untrusted(f"{path.name} is {size} bytes, more than the {limit} that are read")
+        data = os.pread(fd, limit + 1, 0)  # it may have grown since fstat
+        if len(data) > limit:
+            raise Untrusted(f"{path.name} grew past the {limit} bytes that are read")
+        return data
+    finally:
+        os.close(fd)
+
+
+Shape = Mapping[str, type | tuple[type, ...]]
+
+
+def read_json_object(
+    path: Path, shape: Shape, limit: int, *, below: Path | None = None
+) -> dict[str, Any] | None:
+    """The JSON object in the file, with only the keys of `shape`, each of its type (or null).
+
+    None if there is no file; Untrusted if it is not a regular file, too large,
+    not JSON, not an object, or a key of `shape` holds another type.
+    """
+    try:
+        data = read_capped(path, limit, below=below)
+    except FileNotFoundError:
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise Untrusted(f"{path.name} is not JSON") from None
+    return checked_object(value, shape, path.name)
+
+
+def checked_object(value: Any, shape: Shape, name: str) -> dict[str, Any]:
+    """`value` if it is an object whose keys of `shape` have their types; only those keys."""
+    if not isinstance(value, dict):
+        raise Untrusted(f"{name} holds {type(value).__name__}, not an object")
+    kept = {}
+    for key, kind in shape.items():
+        item = value.get(key)
+        if item is None:
+            continue
+        # true and false are not numbers here
+        if not isinstance(item, kind) or (isinstance(item, bool) and bool not in _types(kind)):
+            raise Untrusted(f"{name}: {key} holds {type(item).__name__}, not {_names(kind)}")
+        kept[key] = item
+    return kept
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in _types(kind))
+
+
+def _open(path: str, flags: int, dir_fd: int | None = None) -> int:
+    try:
+        return os.open(path, flags, dir_fd=dir_fd)
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        name = Path(path).name
+        if e.errno == errno.ELOOP:
+            raise Untrusted(f"{name} is a symbolic link; links are not followed") from None
+        if e.errno == errno.ENOTDIR:
+            raise Untrusted(f"{name} is a symbolic link or not a directory; links are not followed") from None
+        raise Untrusted(f"{name} cannot be opened: {e.strerror}") from None
+
+
+def _open_beneath(path: Path, below: Path) -> int:
+    parts = PurePath(path).relative_to(below).parts
+    if not parts or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"{path} is not a file below {below}")
+    fd = os.open(below, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            inner = _open(part, FLAGS | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return _open(parts[-1], FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
