@@ -75,13 +75,15 @@ def _login(config: PlatformConfig) -> list[str]:
     kind = config.auth.type
     if kind == "local":
         created = PasswordStore(config.database_url).ensure(config.users)
+        stored = f"passwords:      {len(config.users)} users, in the database"
         if not created:
-            return [f"passwords:      {len(config.users)} users, in the database"]
+            return [stored]
         width = max(len(user) for user in created)
         return [
             *(f"password of {user + ':':<{width + 1}} {password}" for user, password in created.items()),
-            "(each password is shown once: lavahub keeps only its hash; a user changes theirs at "
+            "(each new password is shown once: lavahub keeps only its hash; a user changes theirs at "
             "/hub/change-password, `lavahub users reset-password NAME` makes a new one)",
+            stored,
         ]
     if kind == "shared":
         credentials, created_now = ensure_credentials(config)
