@@ -32,6 +32,10 @@ AuthType = Literal["local", "shared", "oauth", "pam"]
 SHARED_KEYS = ("admin_password", "user_password")
 
 
+def _endpoint(name: str) -> Any:
+    return Field(None, description=f"The provider's {name} endpoint. Default: from the issuer's discovery.")
+
+
 class OAuthConfig(Section):
     """An OpenID Connect provider. Give `issuer` (its endpoints are read from
     `<issuer>/.well-known/openid-configuration` when the hub starts), or the three endpoints."""
@@ -46,15 +50,9 @@ class OAuthConfig(Section):
     issuer: OptionalText = Field(
         None, description="The provider's issuer URL; its discovery document names the endpoints."
     )
-    authorize_url: OptionalText = Field(
-        None, description="The provider's authorization endpoint. Default: from the issuer's discovery."
-    )
-    token_url: OptionalText = Field(
-        None, description="The provider's token endpoint. Default: from the issuer's discovery."
-    )
-    userdata_url: OptionalText = Field(
-        None, description="The provider's userinfo endpoint. Default: from the issuer's discovery."
-    )
+    authorize_url: OptionalText = _endpoint("authorization")
+    token_url: OptionalText = _endpoint("token")
+    userdata_url: OptionalText = _endpoint("userinfo")
     callback_url: OptionalText = Field(
         None,
         description="Where the provider sends users back: https://<your host>/hub/oauth_callback, as "

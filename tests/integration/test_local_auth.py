@@ -10,15 +10,11 @@ import pytest
 import requests
 
 from tests.hubclient import HubClient
-from tests.integration.conftest import LAVAHUB, PLATFORM, start_platform
+from tests.integration.conftest import LAVAHUB, PLATFORM, printed_passwords, start_platform
 
 pytestmark = pytest.mark.integration
 
 LOCAL = {**PLATFORM, "auth": {"type": "local", "min_password_length": 12}}
-
-
-def printed_passwords(log: str) -> dict[str, str]:
-    return dict(re.findall(r"^  password of (\S+): +(\S+)$", log, re.MULTILINE))
 
 
 def change_password(user: HubClient, current: str, new: str, confirm: str | None = None) -> requests.Response:
