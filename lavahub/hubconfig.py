@@ -14,6 +14,9 @@ from traitlets.config import Config
 
 from spawner.base import template_store
 
+from .auth import oidc
+from .auth.local import LocalPasswordAuthenticator
+from .auth.oidc import OIDCAuthenticator
 from .config import PlatformConfig
 from .credentials import ensure_credentials
 from .paths import proxy_command
@@ -23,9 +26,9 @@ SERVICE_ENV = ("LAVAHUB_CONFIG", "HOME", "XDG_DATA_HOME", "RAY_AUTH_TOKEN", "LAV
 
 
 def configure(c: Config, platform: PlatformConfig) -> None:
-    """Set `c` for this platform. It also creates the data dir, the embedded-mode credentials
-    (first start) and the template store's seed, as the hub needs them before it starts."""
-    credentials, _ = ensure_credentials(platform)
+    """Set `c` for this platform. It also creates the data dir, the shared passwords (`auth.type:
+    shared`, first start) and the template store's seed, as the hub needs them before it starts.
+    (`lavahub up` gives `local` users their passwords: it shows them to the operator.)"""
     platform.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # --- Network: users reach the proxy; the hub and the proxy's API stay on loopback ---
@@ -42,10 +45,8 @@ def configure(c: Config, platform: PlatformConfig) -> None:
     c.JupyterHub.db_url = platform.hub_database_url
     c.JupyterHub.cookie_secret_file = str(platform.data_dir / "jupyterhub_cookie_secret")
 
-    # --- Who may log in: the shared-password authenticator; admins and project members only ---
-    c.JupyterHub.authenticator_class = "shared-password"
-    c.SharedPasswordAuthenticator.admin_password = credentials.admin_password
-    c.SharedPasswordAuthenticator.user_password = credentials.user_password
+    # --- Who may log in: admins and project members only, as `auth.type` says they prove it ---
+    _authenticator(c, platform)
     c.Authenticator.admin_users = set(platform.admins)
     c.Authenticator.allowed_users = set(platform.users)
 
@@ -66,6 +67,26 @@ def configure(c: Config, platform: PlatformConfig) -> None:
     _services(c, platform)
     _spawner(c, platform)
     _user_servers_apart(c, platform)
+
+
+def _authenticator(c: Config, platform: PlatformConfig) -> None:
+    kind = platform.auth.type
+    if kind == "local":
+        c.JupyterHub.authenticator_class = LocalPasswordAuthenticator
+        c.LocalPasswordAuthenticator.database_url = platform.database_url
+        c.LocalPasswordAuthenticator.min_password_length = platform.auth.min_password_length
+    elif kind == "shared":
+        credentials, _ = ensure_credentials(platform)
+        c.JupyterHub.authenticator_class = "shared-password"
+        c.SharedPasswordAuthenticator.admin_password = credentials.admin_password
+        c.SharedPasswordAuthenticator.user_password = credentials.user_password
+    elif kind == "oauth":
+        assert platform.auth.oauth is not None  # the config model requires it for oauth
+        c.JupyterHub.authenticator_class = OIDCAuthenticator
+        for trait, value in oidc.traits(platform.auth.oauth).items():
+            setattr(c.OIDCAuthenticator, trait, value)
+    else:
+        c.JupyterHub.authenticator_class = "pam"
 
 
 def _services(c: Config, platform: PlatformConfig) -> None:

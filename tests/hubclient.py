@@ -41,11 +41,14 @@ def wait_for_hub(url: str, process: subprocess.Popen, log: Path, timeout: float 
 
 
 class HubClient:
-    def __init__(self, url: str, user: str, password: str):
+    def __init__(self, url: str, user: str, password: str | None, session: requests.Session | None = None):
+        """Log in with the login form, or (`password=None`) use a `session` logged in already
+        (through an OAuth provider, say)."""
         self.url = url.rstrip("/")
         self.user = user
-        self.session = requests.Session()
-        self._login(password)
+        self.session = session or requests.Session()
+        if password is not None:
+            self._login(password)
         self.token = self._new_token()
         # API calls carry the token; the login cookie stays for pages and forms
         self.session.headers["Authorization"] = f"token {self.token}"

@@ -1,6 +1,6 @@
 """The `lavahub` command: start the platform, show what a spawn would do, manage templates and jobs.
 
-One module per command group (`platform`: up/down, `render`, `templates`, `jobs`,
+One module per command group (`platform`: up/down, `users`, `render`, `templates`, `jobs`,
 `db`, `config`); each adds its commands to the parser. Every refusal is one line on
 stderr and exit status 2; no traceback reaches a user.
 """
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from spawner.errors import PublicError
 
-from . import config, db, jobs, platform, render, templates
+from . import config, db, jobs, platform, render, templates, users
 
-GROUPS = (platform, render, templates, jobs, db, config)  # in the order --help lists them
+GROUPS = (platform, users, render, templates, jobs, db, config)  # in the order --help lists them
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lavahub.config import load_config
+from lavahub.auth import oidc
+from lavahub.auth.store import PasswordStore
+from lavahub.config import PlatformConfig, load_config
 from lavahub.credentials import ensure_credentials
 from lavahub.db import upgrade as upgrade_database
 from lavahub.paths import hub_config_file, proxy_command
@@ -36,7 +38,6 @@ def add_commands(sub: Any) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    credentials, created = ensure_credentials(config)
     schema = upgrade_database(config.database_url)
     proxy = proxy_command()
     if proxy is None:
@@ -44,6 +45,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "configurable-http-proxy is not installed",
             hint="run `make install` (it installs it into node_modules/), or set LAVAHUB_PROXY_COMMAND",
         )
+    login = _login(config)  # before anything is printed: a provider that cannot be reached stops here
     url = f"http://{config.bind if ':' not in config.bind else f'[{config.bind}]'}:{config.port}"
     print(f"lavahub ({config.backend} backend) is starting at {url}")
     print(f"  config:         {config.source or 'built-in embedded defaults'}")
@@ -51,14 +53,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  database:       {describe_upgrade(schema)}")
     print(f"  admin users:    {', '.join(config.admins)}")
     print(f"  users:          {', '.join(u for u in config.users if u not in config.admins)}")
-    if created:
-        print(f"  admin password: {credentials.admin_password}")
-        print(f"  user password:  {credentials.user_password}")
-        print(f"  (passwords are shown once; they are kept in {config.credentials_file}, mode 0600)")
-    elif config.admin_password and config.user_password:
-        print("  passwords:      from the config")
-    else:
-        print(f"  passwords:      in {config.credentials_file}")
+    for line in login:
+        print(f"  {line}")
     sys.stdout.flush()
 
     env = dict(os.environ, LAVAHUB_PROXY_COMMAND=proxy)
@@ -72,6 +68,39 @@ def cmd_up(args: argparse.Namespace) -> int:
     os.chdir(config.data_dir)
     os.execvpe(jupyterhub, [jupyterhub, "-f", str(hub_config_file())], env)
     return 0  # not reached
+
+
+def _login(config: PlatformConfig) -> list[str]:
+    """What `up` says about logging in; passwords made now are in it, once."""
+    kind = config.auth.type
+    if kind == "local":
+        created = PasswordStore(config.database_url).ensure(config.users)
+        stored = f"passwords:      {len(config.users)} users, in the database"
+        if not created:
+            return [stored]
+        width = max(len(user) for user in created)
+        return [
+            *(f"password of {user + ':':<{width + 1}} {password}" for user, password in created.items()),
+            "(each new password is shown once: lavahub keeps only its hash; a user changes theirs at "
+            "/hub/change-password, `lavahub users reset-password NAME` makes a new one)",
+            stored,
+        ]
+    if kind == "shared":
+        credentials, created_now = ensure_credentials(config)
+        if created_now:
+            return [
+                f"admin password: {credentials.admin_password}",
+                f"user password:  {credentials.user_password}",
+                f"(passwords are shown once; they are kept in {config.credentials_file}, mode 0600)",
+            ]
+        if config.admin_password and config.user_password:
+            return ["passwords:      from the config"]
+        return [f"passwords:      in {config.credentials_file}"]
+    if kind == "oauth":
+        assert config.auth.oauth is not None
+        endpoints = oidc.traits(config.auth.oauth)
+        return [f"login:          {config.auth.oauth.login_service} at {endpoints['authorize_url']}"]
+    return ["login:          the machine's own accounts (PAM)"]
 
 
 def cmd_down(args: argparse.Namespace) -> int:

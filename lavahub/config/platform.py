@@ -122,9 +122,11 @@ class PlatformConfig(Section):
     hub_port: Port = Field(8081, description="The hub's API port (loopback).")
     proxy_api_port: Port = Field(8001, description="The proxy's API port (loopback).")
     admins: tuple[UserName, ...] = Field(
-        ("admin",), description="These users log in with the admin password and administer the hub."
+        ("admin",), description="These users administer the hub (and may log in, as project members may)."
     )
-    auth: AuthConfig = Field(default_factory=AuthConfig, description="Shared passwords (embedded mode).")
+    auth: AuthConfig = Field(
+        default_factory=AuthConfig, description="How users log in: auth.type and its settings."
+    )
     projects: Annotated[Mapping[str, Project], WithJsonSchema(PROJECTS_SCHEMA)] = Field(
         default_factory=lambda: EMBEDDED_PROJECTS,
         validate_default=True,
@@ -207,6 +209,13 @@ class PlatformConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> PlatformConfig:
+        if self.auth.type == "shared" and (self.backend == "kubernetes" or not _is_loopback(self.bind)):
+            where = "the kubernetes backend" if self.backend == "kubernetes" else f"bind {self.bind}"
+            raise refuse(
+                f"shared passwords let any user log in as any other; refused with {where}",
+                at="auth.type",
+                hint="use local (a password per user), oauth or pam",
+            )
         if self.backend == "local" and not _is_loopback(self.bind):
             raise refuse(
                 f"the local backend listens on loopback only, got {self.bind!r}",

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,11 @@ class Platform:
     config_file: Path
     process: subprocess.Popen[str]
     log_file: Path
+    # auth.type local: the passwords `lavahub up` printed (on a first start only)
+    passwords: dict[str, str] = field(default_factory=dict)
 
     def client(self, user: str) -> HubClient:
-        password = ADMIN_PASSWORD if user == "admin" else USER_PASSWORD
+        password = self.passwords.get(user) or (ADMIN_PASSWORD if user == "admin" else USER_PASSWORD)
         return HubClient(self.url, user, password)
 
     def log(self) -> str:
@@ -141,7 +144,13 @@ def start_platform(
     except (RuntimeError, TimeoutError) as e:
         running.stop()
         pytest.fail(str(e))
+    running.passwords = printed_passwords(running.log())
     return running
+
+
+def printed_passwords(log: str) -> dict[str, str]:
+    """The users' own passwords (`auth.type: local`) as `lavahub up` shows them, once."""
+    return dict(re.findall(r"^  password of (\S+): +(\S+)$", log, re.MULTILINE))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`lavahub up` as a new user meets it: generated passwords, loopback only, crash recovery."""
+"""`lavahub up` as a new user meets it: generated shared passwords, loopback only, crash recovery."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from tests.unit.test_db import write_old_database
 
 pytestmark = pytest.mark.integration
 
-NO_PASSWORDS = {key: value for key, value in PLATFORM.items() if key != "auth"}
+# shared passwords, none given: they are generated (auth.type local is test_local_auth.py's)
+NO_PASSWORDS = {**PLATFORM, "auth": {"type": "shared"}}
 
 
 def printed_passwords(log: str) -> dict[str, str]:
@@ -56,7 +57,7 @@ def test_up_upgrades_a_database_from_before_migrations_and_keeps_its_templates(t
     write_old_database(tmp_path / "data" / "lavahub.sqlite")  # start_platform's data_dir
     running = start_platform(tmp_path, PLATFORM)
     try:
-        assert "  database:       0001 -> 0002\n" in running.log()
+        assert "  database:       0001 -> 0003\n" in running.log()
         templates = {t["slug"]: t for t in running.client("admin").templates("GET").json()["templates"]}
         assert set(templates) == {"python", "pytorch", "retired"}
         assert templates["python"]["version"] == 2, "the stored version 1, then the config's seed"

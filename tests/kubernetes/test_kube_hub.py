@@ -135,6 +135,7 @@ def kube_platform(emulated, tmp_path) -> Iterator[Any]:
         "backend": "kubernetes",
         "kubernetes": {"namespace": namespace},
         "start_timeout": 90,
+        "auth": {"type": "local"},  # shared passwords are refused on kubernetes; client() knows these
     }
     env = {"KUBECONFIG": str(emulated.kubeconfig("hub")), "LAVAHUB_HUB_SERVICE": "127.0.0.1"}
     with KubeletThread(emulated, namespace, pods):

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
+from lavahub.auth.local import LocalPasswordAuthenticator
+from lavahub.auth.oidc import OIDCAuthenticator
 from lavahub.config import PlatformConfig, parse_config
 from lavahub.hubconfig import configure
+from spawner.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,10 +37,83 @@ def test_local_platform(tmp_path):
     assert c.Authenticator.admin_users == {"admin"}
     assert c.Authenticator.allowed_users == {"admin", "alice", "bob"}
     assert set(c.JupyterHub.load_groups) == {"default", "vision"}
-    # the embedded passwords are generated on first start, the templates seeded
+    # a password per user (`lavahub up` makes them), the templates seeded
+    assert c.JupyterHub.authenticator_class is LocalPasswordAuthenticator
+    assert c.LocalPasswordAuthenticator.database_url == f"sqlite:///{tmp_path / 'data' / 'lavahub.sqlite'}"
+    assert not (tmp_path / "data" / "credentials").exists()
+    assert (tmp_path / "data" / "lavahub.sqlite").exists()
+
+
+def test_shared_passwords(tmp_path):
+    c, _ = configured(tmp_path, auth={"type": "shared"})
+    assert c.JupyterHub.authenticator_class == "shared-password"
+    # the shared passwords are generated on first start
     assert len(c.SharedPasswordAuthenticator.admin_password) >= 32
     assert (tmp_path / "data" / "credentials").exists()
-    assert (tmp_path / "data" / "lavahub.sqlite").exists()
+    assert c.Authenticator.allowed_users == {"admin", "alice", "bob"}
+
+
+def test_pam(tmp_path):
+    c, _ = configured(tmp_path, auth={"type": "pam"})
+    assert c.JupyterHub.authenticator_class == "pam"
+    assert c.Authenticator.admin_users == {"admin"}
+    assert c.Authenticator.allowed_users == {"admin", "alice", "bob"}
+
+
+def test_oauth_with_its_endpoints_given(tmp_path):
+    secret = tmp_path / "client-secret"
+    secret.write_text("from-a-file\n")
+    oauth = {
+        "client_id": "lavahub", "client_secret_file": str(secret), "username_claim": "email",
+        "authorize_url": "https://id.example/a", "token_url": "https://id.example/t",
+        "userdata_url": "https://id.example/u", "admin_groups": ["ml-admins"],
+    }  # fmt: skip
+    c, _ = configured(tmp_path, auth={"type": "oauth", "oauth": oauth})
+    assert c.JupyterHub.authenticator_class is OIDCAuthenticator
+    o = c.OIDCAuthenticator
+    assert (o.client_id, o.client_secret, o.username_claim) == ("lavahub", "from-a-file", "email")
+    assert (o.authorize_url, o.token_url, o.userdata_url) == (
+        "https://id.example/a", "https://id.example/t", "https://id.example/u",
+    )  # fmt: skip
+    assert o.scope == ["openid", "profile", "email"]
+    assert (o.groups_claim, o.admin_groups_claimed) == ("groups", {"ml-admins"})
+    assert c.Authenticator.allowed_users == {"admin", "alice", "bob"}
+
+
+def test_oauth_endpoints_from_the_issuers_discovery_document(tmp_path):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Discovery(BaseHTTPRequestHandler):
+        def do_GET(self):
+            found = self.path == "/realm/.well-known/openid-configuration"
+            body = json.dumps({"authorization_endpoint": "http://id/a", "token_endpoint": "http://id/t",
+                               "userinfo_endpoint": "http://id/u"}).encode()  # fmt: skip
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(body if found else b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Discovery)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    issuer = f"http://127.0.0.1:{server.server_port}/realm"
+    try:
+        oauth = {"client_id": "c", "client_secret": "s", "issuer": issuer, "token_url": "http://mine/t"}
+        c, _ = configured(tmp_path, auth={"type": "oauth", "oauth": oauth})
+        o = c.OIDCAuthenticator
+        assert (o.authorize_url, o.token_url, o.userdata_url) == (
+            "http://id/a",
+            "http://mine/t",
+            "http://id/u",
+        )
+        wrong = {**oauth, "issuer": issuer + "/nope"}
+        with pytest.raises(ConfigError, match=r"auth\.oauth\.issuer: cannot read"):
+            configured(tmp_path, auth={"type": "oauth", "oauth": wrong})
+    finally:
+        server.shutdown()
 
 
 def test_services_roles_and_scopes(tmp_path):
