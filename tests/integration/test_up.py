@@ -11,9 +11,10 @@ import time
 import psutil
 import pytest
 
+from services.jobs.store import JobStore
 from tests.hubclient import HubClient
 from tests.integration.conftest import PLATFORM, running_workspace, start_platform
-from tests.unit.test_db import write_old_database
+from tests.unit.test_db import OLD_JOBS, write_old_database
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +54,9 @@ def test_first_start_generates_and_prints_passwords_once(tmp_path):
         second.stop()
 
 
-def test_up_upgrades_a_database_from_before_migrations_and_keeps_its_templates(tmp_path):
-    write_old_database(tmp_path / "data" / "lavahub.sqlite")  # start_platform's data_dir
+def test_up_upgrades_a_database_from_before_migrations_and_keeps_its_templates_and_jobs(tmp_path):
+    database = tmp_path / "data" / "lavahub.sqlite"  # start_platform's data_dir
+    write_old_database(database)
     running = start_platform(tmp_path, PLATFORM)
     try:
         assert "  database:       0001 -> 0003\n" in running.log()
@@ -63,6 +65,10 @@ def test_up_upgrades_a_database_from_before_migrations_and_keeps_its_templates(t
         assert templates["python"]["version"] == 2, "the stored version 1, then the config's seed"
     finally:
         running.stop()
+    jobs = JobStore(f"sqlite:///{database}")
+    kept = {job.id: job for job in jobs.list(limit=10)}
+    assert set(kept) == set(OLD_JOBS)
+    assert (kept["1" * 16].queue, kept["1" * 16].failed_worker, kept["1" * 16].submitted) == ("gpu", 1, True)
 
 
 def test_everything_listens_on_loopback_only(platform):
