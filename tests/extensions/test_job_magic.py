@@ -259,5 +259,8 @@ def test_jobs_lists_jobs_and_logs_and_cancel_act_on_one(kernel: Kernel, service:
         kernel.execute("%job_logs 0123456789abcdef"),
         "lavahub: No job 0123456789abcdef. (GET jobs lists your jobs)",
     )
-    assert_one_line_error(kernel.execute("%job_logs nosuchjob"), "lavahub: No such endpoint: GET ")
+    assert_one_line_error(
+        kernel.execute("%job_logs nosuchjob"),
+        "lavahub: 'nosuchjob' is not a job id (a job id is 16 hexadecimal digits; %jobs lists yours)",
+    )
     assert_one_line_error(kernel.execute("%job_cancel"), "lavahub: the following arguments are required: id")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,7 @@ from .errors import LavahubError
 JOBS_URL_ENV = "LAVAHUB_JOBS_URL"
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 
+JOB_ID_PATTERN = "[0-9a-f]{16}"  # as the service's API document says (tests/unit/jobs/test_api_contract.py)
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 # How long a plain request may take, and how long the log stream may stay silent
@@ -291,7 +293,9 @@ class JobsClient:
 
 
 def _job_path(job_id: str, *rest: str) -> str:
-    return "/".join(["jobs", urllib.parse.quote(job_id, safe=""), *rest])
+    if not re.fullmatch(JOB_ID_PATTERN, job_id):
+        raise JobsError(f"{job_id!r} is not a job id", "a job id is 16 hexadecimal digits; %jobs lists yours")
+    return "/".join(["jobs", job_id, *rest])
 
 
 def _read(response: http.client.HTTPResponse) -> bytes:

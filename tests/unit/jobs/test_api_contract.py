@@ -151,6 +151,11 @@ def test_states_and_frameworks_are_the_services() -> None:
     assert {state.value for state in JobState if state.done} == client.TERMINAL_STATES
 
 
+def test_the_client_knows_a_job_id_as_the_document_does() -> None:
+    schema: dict[str, str] = ID["schema"]  # type: ignore[assignment]
+    assert schema["pattern"] == f"^{client.JOB_ID_PATTERN}$"
+
+
 def test_every_schema_is_valid_json_schema() -> None:
     for schema in SCHEMAS.values():
         Draft202012Validator.check_schema(schema)
