@@ -15,6 +15,7 @@ from traitlets.config import Config
 from spawner.base import template_store
 
 from .auth import oidc
+from .auth.local import PAGE as CHANGE_PASSWORD_PAGE
 from .auth.local import LocalPasswordAuthenticator
 from .auth.oidc import OIDCAuthenticator
 from .config import PlatformConfig
@@ -23,6 +24,7 @@ from .paths import proxy_command
 
 # What the hub passes on to its services from its own environment.
 SERVICE_ENV = ("LAVAHUB_CONFIG", "HOME", "XDG_DATA_HOME", "RAY_AUTH_TOKEN", "LAVAHUB_PROXY_COMMAND")
+LOCAL_PAGES = CHANGE_PASSWORD_PAGE.parent  # lavahub/auth/html: page.html extends the hub's own
 
 
 def configure(c: Config, platform: PlatformConfig) -> None:
@@ -75,6 +77,8 @@ def _authenticator(c: Config, platform: PlatformConfig) -> None:
         c.JupyterHub.authenticator_class = LocalPasswordAuthenticator
         c.LocalPasswordAuthenticator.database_url = platform.database_url
         c.LocalPasswordAuthenticator.min_password_length = platform.auth.min_password_length
+        # the hub's pages, with a "Password" link to the change-password page in the navigation bar
+        c.JupyterHub.template_paths = [str(LOCAL_PAGES)]
     elif kind == "shared":
         credentials, _ = ensure_credentials(platform)
         c.JupyterHub.authenticator_class = "shared-password"

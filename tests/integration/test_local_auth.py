@@ -42,6 +42,8 @@ def test_own_passwords_shown_once_changed_by_the_user_and_reset_by_the_operator(
         assert page.status_code == 200
         assert 'name="current_password"' in page.text and "at least 12 characters" in page.text
         assert "/hub/logout" in page.text, "the hub's page.html, with its navigation bar"
+        home = alice.page("hub/home")
+        assert 'href="/hub/change-password"' in home.text, "every hub page links to it"
         anonymous = requests.get(f"{first.url}/hub/change-password", allow_redirects=False, timeout=10)
         assert anonymous.status_code == 302 and "/hub/login" in anonymous.headers["Location"]
         new = "alice-chose-this-one"
