@@ -44,7 +44,7 @@ test-unit: install
 	@tests/run-pytest $(BIN)/pytest tests/unit
 
 test-integration: install
-	@tests/run-pytest $(BIN)/pytest tests/integration
+	@tests/run-pytest $(BIN)/pytest tests/integration tests/security
 
 test-kubernetes: install kube-apiserver
 	@tests/run-pytest $(BIN)/pytest tests/kubernetes

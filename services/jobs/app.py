@@ -82,21 +82,26 @@ class Context:
         return local_volume_plan(caller.name, project, admin=caller.admin, root=self.config.local_root)
 
 
-def make_app(ctx: Context, prefix: str) -> web.Application:
+def routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The service's route table; `openapi.PATHS` documents every API route in it (tests/security)."""
     base = prefix.rstrip("/")
     api = base + "/api"
     job = r"/jobs/([0-9a-f]{16})"
+    return [
+        (base + "/?", RootHandler),
+        (api + "/openapi.json", OpenAPIHandler),
+        (api + "/jobs", JobsHandler),
+        (api + job, JobHandler),
+        (api + job + "/logs", LogsHandler),
+        (api + job + "/explain", ExplainHandler),
+        (api + job + "/result", ResultHandler),
+        (base + r"/.*", NotFoundHandler),
+    ]
+
+
+def make_app(ctx: Context, prefix: str) -> web.Application:
     return web.Application(
-        [
-            (base + "/?", RootHandler),
-            (api + "/openapi.json", OpenAPIHandler),
-            (api + "/jobs", JobsHandler),
-            (api + job, JobHandler),
-            (api + job + "/logs", LogsHandler),
-            (api + job + "/explain", ExplainHandler),
-            (api + job + "/result", ResultHandler),
-            (base + r"/.*", NotFoundHandler),
-        ],
+        routes(prefix),
         ctx=ctx,
         hub_auth=ctx.hub_auth,
         prefix=prefix,

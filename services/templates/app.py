@@ -16,24 +16,29 @@ from .context import Context
 SLUG = r"([a-z0-9][a-z0-9-]{0,62})"
 
 
-def make_app(ctx: Context, prefix: str, cookie_secret: bytes) -> web.Application:
+def routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The service's route table (the authorization matrix in tests/security reads it too)."""
     base = prefix.rstrip("/")
+    return [
+        (base + "/?", pages.ListPage),
+        (base + "/new", pages.EditPage),
+        (base + "/edit/" + SLUG, pages.EditPage),
+        (base + "/toggle/" + SLUG, pages.TogglePage),
+        (base + "/history/" + SLUG, pages.HistoryPage),
+        (base + "/rollback/" + SLUG, pages.RollbackPage),
+        (base + "/oauth_callback", HubOAuthCallbackHandler),
+        (base + "/api/?", api.ApiRootHandler),
+        (base + "/api/templates", api.TemplatesHandler),
+        (base + "/api/templates/" + SLUG, api.TemplateHandler),
+        (base + "/api/templates/" + SLUG + "/history", api.HistoryHandler),
+        (base + "/api/templates/" + SLUG + "/rollback", api.RollbackHandler),
+        (base + r"/.*", NotFoundHandler),
+    ]
+
+
+def make_app(ctx: Context, prefix: str, cookie_secret: bytes) -> web.Application:
     return web.Application(
-        [
-            (base + "/?", pages.ListPage),
-            (base + "/new", pages.EditPage),
-            (base + "/edit/" + SLUG, pages.EditPage),
-            (base + "/toggle/" + SLUG, pages.TogglePage),
-            (base + "/history/" + SLUG, pages.HistoryPage),
-            (base + "/rollback/" + SLUG, pages.RollbackPage),
-            (base + "/oauth_callback", HubOAuthCallbackHandler),
-            (base + "/api/?", api.ApiRootHandler),
-            (base + "/api/templates", api.TemplatesHandler),
-            (base + "/api/templates/" + SLUG, api.TemplateHandler),
-            (base + "/api/templates/" + SLUG + "/history", api.HistoryHandler),
-            (base + "/api/templates/" + SLUG + "/rollback", api.RollbackHandler),
-            (base + r"/.*", NotFoundHandler),
-        ],
+        routes(prefix),
         ctx=ctx,
         hub_auth=ctx.hub_auth,
         prefix=prefix,
