@@ -10,6 +10,7 @@ most `limit` bytes, and parsed only into the shape the caller expects.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -116,9 +117,44 @@ def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in _types(kind))
 
 
-def _open(path: str, flags: int, dir_fd: int | None = None) -> int:
+def make_dirs(path: Path, *, below: Path) -> int:
+    """Every directory from `below` down to `path`, made where missing, none through a link.
+
+    Returns a descriptor of `path` (the caller closes it), so files are then written
+    into that very directory (`write_new`) whatever the job renames meanwhile.
+    """
+    parts = PurePath(path).relative_to(below).parts
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"{path} is not a directory below {below}")
+    fd = os.open(below, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return os.open(path, flags, dir_fd=dir_fd)
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            inner = _open(part, FLAGS | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_new(directory: int, name: str, data: bytes) -> None:
+    """`name` in the directory `directory`, as a new file with `data`: never through a link.
+
+    Whatever stood there (a file, a link planted by the job) is removed first, not followed.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=directory)
+    fd = _open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, directory, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _open(path: str, flags: int, dir_fd: int | None = None, mode: int = 0o777) -> int:
+    try:
+        return os.open(path, flags, mode, dir_fd=dir_fd)
     except OSError as e:
         if isinstance(e, FileNotFoundError):
             raise

@@ -37,6 +37,7 @@ from ..base import (
     BackendUnavailable,
     Capabilities,
     Diagnosis,
+    JobRefused,
     ResultUnavailable,
     shortfalls,
 )
@@ -424,7 +425,10 @@ class RayBackend(Backend):
 
     async def submit(self, spec: JobSpec) -> BackendState:
         submission_id = SUBMISSION_PREFIX + spec.id
-        await asyncio.to_thread(write_job_dir, spec)
+        try:
+            await asyncio.to_thread(write_job_dir, spec)
+        except Untrusted as e:  # the user's own volume holds something planted on the way
+            raise JobRefused(f"its job directory cannot be written safely: {e}") from None
         # the job directory holds code and spec; the entrypoint names only that directory
         entrypoint = shlex.join([sys.executable, "-m", "services.jobs.backends.ray.launcher", spec.job_dir])
         try:

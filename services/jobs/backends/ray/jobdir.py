@@ -9,6 +9,7 @@ only ever a file here, never part of a command line.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from lavahub_jupyter.runtime.contract import CODE_FILE, EXPORTS_FILE
 from spawner.volumes import PERSONAL, by_kind
 
 from ...models import JobSpec
+from ..untrusted import make_dirs, write_new
 
 SPEC_FILE = "spec.json"
 STATE_FILE = "state.json"
@@ -57,11 +59,22 @@ def launcher_spec(spec: JobSpec) -> dict[str, Any]:
 
 
 def write_job_dir(spec: JobSpec) -> Path:
-    """Create the job directory with the code, the launcher's spec and the exported variables."""
+    """Create the job directory with the code, the launcher's spec and the exported variables.
+
+    It is on the user's volume, so nothing on the way is followed if it is a link
+    (`.lavahub` pointing elsewhere, a `code.py` planted as a link to another file):
+    `Untrusted` says what was found, and nothing is written outside the volume.
+    """
     job_dir = Path(spec.job_dir)
-    (job_dir / "logs").mkdir(parents=True, exist_ok=True)
-    (job_dir / CODE_FILE).write_text(spec.code)
-    if spec.exports is not None:
-        (job_dir / EXPORTS_FILE).write_bytes(spec.exports)
-    (job_dir / SPEC_FILE).write_text(json.dumps(launcher_spec(spec)))
+    volume = volume_of(spec.job_dir)
+    volume.mkdir(parents=True, exist_ok=True)  # the platform's own path, as a workspace makes it
+    directory = make_dirs(job_dir, below=volume)
+    try:
+        os.close(make_dirs(job_dir / "logs", below=volume))
+        write_new(directory, CODE_FILE, spec.code.encode())
+        if spec.exports is not None:
+            write_new(directory, EXPORTS_FILE, spec.exports)
+        write_new(directory, SPEC_FILE, json.dumps(launcher_spec(spec)).encode())
+    finally:
+        os.close(directory)
     return job_dir
