@@ -19,6 +19,7 @@ from .auth.local import PAGE as CHANGE_PASSWORD_PAGE
 from .auth.local import LocalPasswordAuthenticator
 from .auth.oidc import OIDCAuthenticator
 from .config import PlatformConfig
+from .config.platform import is_loopback
 from .credentials import ensure_credentials
 from .paths import proxy_command
 
@@ -144,7 +145,7 @@ def _services(c: Config, platform: PlatformConfig) -> None:
             "access:services!service=jobs",
         ]
         c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{_jobs_url(platform)}/services/jobs/"}
-        if platform.backend == "kubernetes" and not _is_loopback(hub_service()):
+        if platform.backend == "kubernetes" and not is_loopback(hub_service()):
             # pods call the service directly at the hub's Service, so it listens beyond loopback
             jobs["environment"] = {**jobs["environment"], "LAVAHUB_JOBS_LISTEN": "0.0.0.0"}
     c.JupyterHub.load_roles.append({"name": "user", "scopes": user_scopes})
@@ -170,7 +171,7 @@ def _spawner(c: Config, platform: PlatformConfig) -> None:
     # Pods reach the hub at its Service (LAVAHUB_HUB_SERVICE); it listens there, or on
     # loopback when that is where pods reach it (the tests' fake kubelet runs them here).
     c.JupyterHub.hub_connect_ip = hub_service()
-    c.JupyterHub.hub_ip = "127.0.0.1" if _is_loopback(hub_service()) else "0.0.0.0"
+    c.JupyterHub.hub_ip = "127.0.0.1" if is_loopback(hub_service()) else "0.0.0.0"
 
 
 def _user_servers_apart(c: Config, platform: PlatformConfig) -> None:
@@ -185,10 +186,6 @@ def _user_servers_apart(c: Config, platform: PlatformConfig) -> None:
 def hub_service() -> str:
     """Where workspace pods reach the hub pod: its Service (`LAVAHUB_HUB_SERVICE`, the chart's `hub`)."""
     return os.environ.get("LAVAHUB_HUB_SERVICE", "hub")
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost")
 
 
 def _jobs_url(platform: PlatformConfig) -> str:

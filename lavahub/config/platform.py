@@ -209,14 +209,14 @@ class PlatformConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> PlatformConfig:
-        if self.auth.type == "shared" and (self.backend == "kubernetes" or not _is_loopback(self.bind)):
+        if self.auth.type == "shared" and (self.backend == "kubernetes" or not is_loopback(self.bind)):
             where = "the kubernetes backend" if self.backend == "kubernetes" else f"bind {self.bind}"
             raise refuse(
                 f"shared passwords let any user log in as any other; refused with {where}",
                 at="auth.type",
                 hint="use local (a password per user), oauth or pam",
             )
-        if self.backend == "local" and not _is_loopback(self.bind):
+        if self.backend == "local" and not is_loopback(self.bind):
             raise refuse(
                 f"the local backend listens on loopback only, got {self.bind!r}",
                 at="bind",
@@ -298,7 +298,8 @@ class PlatformConfig(Section):
         return self.data_dir / "credentials"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 in brackets or not) is this machine's loopback."""
     if host == "localhost":
         return True
     try:
