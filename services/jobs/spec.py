@@ -143,7 +143,7 @@ def validate_submission(
     env = _env(body.get("env"))
     volumes = tuple(volumes)
     personal = by_kind(volumes)["personal"].mount_path
-    cwd = _cwd(body.get("cwd"), volumes)
+    cwd = _cwd(body.get("cwd"), volumes, personal)
     exports = _exports(body.get("exports"))
     result = body.get("result")
     if result is not None and (not isinstance(result, str) or not IDENTIFIER.fullmatch(result)):
@@ -223,14 +223,14 @@ def _env(value: Any) -> dict[str, str]:
     return env
 
 
-def _cwd(value: Any, volumes: Sequence[Volume]) -> str:
+def _cwd(value: Any, volumes: Sequence[Volume], personal: str) -> str:
     """The notebook's working directory, if it lies inside one of the caller's volumes.
 
     Paths are compared as text, normalised, never looked up: they are where the
     workers see the volumes, which need not exist where the service runs.
     """
     if value in (None, ""):
-        return by_kind(tuple(volumes))["personal"].mount_path
+        return personal
     if not isinstance(value, str) or "\0" in value or not value.startswith("/"):
         raise PublicError("cwd must be an absolute path.", field="cwd")
     path = posixpath.normpath(value)

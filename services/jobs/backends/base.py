@@ -75,15 +75,14 @@ class Diagnosis:
 
     `waiting_for`: the backend itself is not ready (the cluster is starting, or
     cannot start: then the reason says why). `shortfalls`: what is missing, in
-    the pool or queue named by `pool`. `position`/`ahead`: the job's place in
-    its queue, where the backend knows it (else the service counts jobs ahead).
+    the pool or queue named by `pool`. `position`: the job's place in its queue,
+    where the backend knows it (the service itself counts the jobs ahead of it).
     """
 
     waiting_for: str | None = None
     pool: str | None = None
     shortfalls: tuple[Shortfall, ...] = ()
     position: int | None = None
-    ahead: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
