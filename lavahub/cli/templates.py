@@ -17,7 +17,7 @@ from spawner.errors import PublicError
 from spawner.store import TemplateStore
 from spawner.templates import Template
 
-from .args import actions, config_arg
+from .args import actions, config_arg, print_table
 
 
 def add_commands(sub: Any) -> None:
@@ -57,9 +57,7 @@ def cmd_templates_list(args: argparse.Namespace) -> int:
         (t.slug, str(t.version), "yes" if t.enabled else "no", ",".join(t.projects) or "all", t.image)
         for t in templates
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    print_table(rows)
     return 0
 
 

@@ -10,7 +10,7 @@ from lavahub.auth.store import PasswordStore
 from lavahub.config import PlatformConfig, load_config
 from spawner.errors import PublicError
 
-from .args import actions, config_arg
+from .args import actions, config_arg, print_table
 
 ABOUT = (
     "The users who may log in are the config's admins and project members. With auth.type local "
@@ -44,9 +44,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
         password = passwords.get(user, "none yet (`lavahub up` gives one)") if local else "-"
         role = "admin" if user in config.admins else "user"
         rows.append((user, role, ",".join(projects) or "-", password))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+    print_table(rows)
     if not local:
         print(f"(auth.type {config.auth.type}: lavahub keeps no passwords)")
     return 0
