@@ -43,8 +43,11 @@ class Tracked:
     finishing_since: float | None = None  # ended: copying its last lines until FINAL_GRACE
     step: asyncio.Task[None] | None = None
 
-    def backoff(self) -> float:
-        return min(2.0**self.failures / 4, MAX_BACKOFF)
+    def back_off(self, attempts: int) -> float:
+        """No step for 2**attempts / 4 s (at most MAX_BACKOFF); returns that wait."""
+        delay = min(2.0**attempts / 4, MAX_BACKOFF)
+        self.retry_at = time.monotonic() + delay
+        return delay
 
 
 def _age(job: Job) -> float:
@@ -126,8 +129,7 @@ class Supervisor:
             raise
         except Exception:
             tracked.failures += 1
-            delay = tracked.backoff()
-            tracked.retry_at = time.monotonic() + delay
+            delay = tracked.back_off(tracked.failures)
             log.exception("Supervising job %s failed; retrying in %.1f s", tracked.job_id, delay)
         else:
             tracked.failures = 0
@@ -189,9 +191,11 @@ class Supervisor:
                     log.exception("Submitting job %s failed; giving up", job.id)
                 return
             if isinstance(e, BackendUnavailable):
-                log.info("Job %s: the cluster cannot take it yet (%r); retrying", job.id, str(e))
-                tracked.failures += 1
-                tracked.retry_at = time.monotonic() + tracked.backoff()
+                # a successful step resets `failures`: the submissions tried count the wait
+                delay = tracked.back_off(tracked.submit_tries)
+                log.info(
+                    "Job %s: the cluster cannot take it yet (%r); retrying in %.1f s", job.id, str(e), delay
+                )
                 return
             raise
         tracked.submit_tries = 0

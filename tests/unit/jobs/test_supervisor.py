@@ -1,8 +1,9 @@
 """The supervisor against a small in-process backend (a real implementation of the interface)."""
 
 import asyncio
+import time
 
-from services.jobs.backends.base import Backend, BackendState, Diagnosis
+from services.jobs.backends.base import Backend, BackendState, BackendUnavailable, Diagnosis
 from services.jobs.logs import JobLogs
 from services.jobs.models import Job, JobSpec, JobState, Observation
 from services.jobs.payloads import Payloads
@@ -238,5 +239,28 @@ def test_a_job_whose_backend_calls_raise_or_hang_never_holds_up_another(tmp_path
         print(
             f"{len(ids)} jobs: the good one succeeded with {len(backend.good_lines)} lines beside 4 unruly ones"
         )
+
+    asyncio.run(scenario())
+
+
+class Unavailable(SlowBackend):
+    """A cluster that answers but cannot take jobs yet."""
+
+    async def submit(self, spec: JobSpec) -> BackendState:
+        raise BackendUnavailable("no agent yet")
+
+
+def test_a_cluster_that_cannot_take_a_job_yet_is_asked_less_and_less_often(tmp_path):
+    async def scenario():
+        store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        supervisor, job = supervised(tmp_path, store, Unavailable(), spec("9" * 16))
+        waits = []
+        for _ in range(3):
+            tracked = supervisor._track(job.id)
+            tracked.retry_at = 0  # ask now, whatever the wait was
+            await supervisor.tick()
+            waits.append(tracked.retry_at - time.monotonic())
+        assert waits[1] > waits[0] + 0.3 and waits[2] > waits[1] + 0.6, f"the waits double: {waits}"
+        assert stored(store, job.id).state == JobState.PENDING
 
     asyncio.run(scenario())
