@@ -26,7 +26,10 @@ def main(job_dir: Path) -> int:
     code = (job_dir / CODE_FILE).read_text()
     sys.argv = [str(job_dir / CODE_FILE)]
     sys.path.insert(0, os.getcwd())  # now, for the cell only: as a notebook's kernel has it
-    exec(compile(code, str(job_dir / CODE_FILE), "exec"), namespace)  # the user's own cell, in their job
+    try:
+        exec(compile(code, str(job_dir / CODE_FILE), "exec"), namespace)  # the user's own cell, in their job
+    finally:
+        _leave_process_group()
 
     result = os.environ.get("LAVAHUB_RESULT")
     if result and os.environ.get("RANK", "0") == "0":
@@ -40,6 +43,17 @@ def main(job_dir: Path) -> int:
         partial.write_bytes(cloudpickle.dumps(namespace[result]))
         partial.replace(job_dir / RESULT_FILE)
     return 0
+
+
+def _leave_process_group() -> None:
+    """Leave a torch.distributed group the cell joined: exiting inside one makes gloo abort
+    ("terminate called without an active exception") although the cell succeeded."""
+    distributed = sys.modules.get("torch.distributed")
+    try:
+        if distributed is not None and distributed.is_initialized():
+            distributed.destroy_process_group()
+    except Exception:  # the cell's outcome stands; this is only tidying up
+        pass
 
 
 if __name__ == "__main__":
