@@ -1,15 +1,23 @@
 # lavahub: `make up` starts the platform, `make test` runs the whole suite.
 # Each installs what it needs first; a second `make install` only checks stamps.
 
-PYTHON ?= python3
+# Users' workspaces and job workers run from this Python as their own OS accounts, so it must
+# be one every account may run: the system's, not one under root's closed home (pyenv's).
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .stamps
 CONFIG ?=
 
-.PHONY: install chromium kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
+.PHONY: install venv-interpreter chromium kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
 
-install: $(STAMPS)/python $(STAMPS)/node
+install: venv-interpreter $(STAMPS)/python $(STAMPS)/node
+
+# a .venv made from another Python than $(PYTHON) (an older checkout's) is made again
+venv-interpreter:
+	@if [ -e $(BIN)/python ] && [ "$$(readlink -f $(BIN)/python)" != "$$(readlink -f "$$(command -v $(PYTHON))")" ]; then \
+	  echo "make: .venv was made from $$(readlink -f $(BIN)/python), not $(PYTHON): making it again"; \
+	  rm -rf $(VENV) $(STAMPS)/python; fi
 
 $(STAMPS)/python: pyproject.toml extensions/lavahub-jupyter/pyproject.toml
 	@mkdir -p $(STAMPS)

@@ -6,6 +6,7 @@ setting of its own, everything follows from the platform config.
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 from typing import Any
@@ -21,6 +22,7 @@ from .auth.oidc import OIDCAuthenticator
 from .config import PlatformConfig
 from .config.platform import is_loopback
 from .credentials import ensure_credentials
+from .local_setup import single_account_notice
 from .paths import proxy_command
 
 # What the hub passes on to its services from its own environment.
@@ -159,6 +161,12 @@ def _spawner(c: Config, platform: PlatformConfig) -> None:
         c.LocalSpawner.database_url = platform.database_url
         c.LocalSpawner.storage_root = str(platform.local_root)
         c.LocalSpawner.ip = "127.0.0.1"
+        c.LocalSpawner.accounts = platform.os_accounts
+        c.LocalSpawner.user_prefix = platform.accounts.user_prefix
+        c.LocalSpawner.group_prefix = platform.accounts.group_prefix
+        if not platform.os_accounts:
+            # said on the hub's home page (JupyterHub's announcement_home)
+            c.JupyterHub.template_vars = {"announcement_home": html.escape(single_account_notice())}
         return
 
     from spawner.kube import KubeWorkspaceSpawner

@@ -1,27 +1,41 @@
 """The local backend's spawner: one JupyterLab process per workspace on this machine.
 
-All workspaces run as the OS user that runs the hub (JupyterHub's
-SimpleLocalProcessSpawner), so this backend is for one machine and one team
-that trusts each other; isolation between users comes with the Kubernetes backend.
+When the hub runs as root (`accounts`), each workspace runs as its user's own OS
+account (spawner/accounts.py), in directories only that user and their projects
+reach (spawner/ownership.py), as JupyterHub's LocalProcessSpawner does. Otherwise
+every workspace runs as the hub's own OS user (JupyterHub's
+SimpleLocalProcessSpawner), which keeps no user from another: the start-up log
+and the home page say so.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import grp
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
+from .accounts import Account, Naming, account_groups, ensure_account
 from .base import WorkspaceSpawnerMixin, refusal
 from .errors import PublicError
 from .gpus import GpuAllocator, inventory
 from .ledger import Ledger
-from .local_plan import LocalWorkspacePlan, plan_local_workspace, prepare_directories
+from .local_plan import (
+    LocalWorkspacePlan,
+    personal_dir,
+    plan_local_workspace,
+    prepare_directories,
+    volume_owners,
+)
 from .resources import Resources, parse_memory
 
 STATE_KEY = "lavahub"
+USER_UMASK = 0o007  # files a user makes in a project directory stay writable by its members
 
 
 @functools.cache
@@ -35,8 +49,21 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         config=True,
         help="Directory holding users/, projects/ and global/. Set from storage.local.root.",
     )
+    accounts = Bool(
+        False,
+        config=True,
+        help="Run each workspace as its user's own OS account, made on first spawn (needs root). "
+        "Set from accounts.mode.",
+    )
+    user_prefix = Unicode("lavahub-", config=True, help="Accounts are named <prefix><user>.")
+    group_prefix = Unicode("lavahub-", config=True, help="Groups are named <prefix>p-<project>.")
 
     _plan: LocalWorkspacePlan | None = None
+    _account: Account | None = None
+
+    @property
+    def naming(self) -> Naming:
+        return Naming(self.user_prefix, self.group_prefix)
 
     async def start(self) -> Any:
         self._lavahub_events.clear()
@@ -50,9 +77,18 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         try:
             if gpus:
                 self.emit(30, f"Assigned GPU {', '.join(str(g.index) for g in gpus)}")
-            plan = plan_local_workspace(request, root=Path(self.storage_root), gpus=gpus)
+            root = Path(self.storage_root)
+            projects = self.user_projects()
+            account = await self._ensure_account(root, projects) if self.accounts else None
+            plan = plan_local_workspace(request, root=root, gpus=gpus, account=account)
             self.emit(40, f"Preparing personal, project ({request.project.name}) and global directories")
-            prepare_directories(plan, member_of=self.user_projects())
+            owners = None
+            if account is not None:
+                naming = self.naming
+                project_gid = grp.getgrnam(naming.project(request.project.name)).gr_gid
+                owners = volume_owners(account, project_gid, grp.getgrnam(naming.admins_group).gr_gid)
+            await asyncio.to_thread(prepare_directories, plan, projects, owners)
+            self._account = account
             self._plan = plan
             self.home_dir = self.notebook_dir = str(plan.home)
             self.cmd = list(plan.cmd)
@@ -63,6 +99,27 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         except BaseException:
             ledger.release(self.holder)
             raise
+
+    async def _ensure_account(self, root: Path, projects: dict[str, Any]) -> Account:
+        """The user's account, with the groups of the projects they are in now."""
+        groups = account_groups(self.user.name, projects, admin=bool(self.user.admin), naming=self.naming)
+        home = str(personal_dir(root, self.user.name))
+        return await asyncio.to_thread(
+            ensure_account, self.user.name, home=home, groups=groups, naming=self.naming
+        )
+
+    def make_preexec_fn(self, name: str) -> Callable[[], None]:
+        """As the user's account, when there is one; else as the hub's user, in the home."""
+        if self._account is None:
+            preexec: Callable[[], None] = super().make_preexec_fn(name)
+            return preexec
+        return self._account.preexec(umask=USER_UMASK)
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        env = super().user_env(env)
+        if self._account is not None:
+            env.update(USER=self._account.name, LOGNAME=self._account.name, HOME=self._account.home)
+        return env
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
@@ -108,3 +165,4 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         super().clear_state()
         local_ledger().release(self.holder)
         self._plan = None
+        self._account = None

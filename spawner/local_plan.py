@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .accounts import Account
 from .gpus import Gpu
 from .names import safe_segment
+from .ownership import GLOBAL_MODE, PERSONAL_MODE, PROJECT_MODE, PUBLIC_MODE, Owner, link_home, own
 from .resources import format_cpus, format_memory
 from .volumes import GLOBAL, PERSONAL, PROJECT, Volume, by_kind, local_volume_plan
 from .workspace import WorkspaceRequest, workspace_env
@@ -38,6 +40,7 @@ class LocalWorkspacePlan:
     args: tuple[str, ...]
     env: dict[str, str]
     links: dict[str, str]  # link in the personal dir -> the directory it opens
+    account: Account | None = None  # the OS account it runs as; None: the platform's own
 
     @property
     def home(self) -> Path:
@@ -57,6 +60,7 @@ class LocalWorkspacePlan:
             "resources": r.resources.to_dict(),
             "gpus": [g.to_dict() for g in self.gpus],
             "command": [*self.cmd, *self.args],
+            "runs_as": self.account.name if self.account else "the platform's own OS user",
             "working_dir": str(self.home),
             "environment": dict(sorted(self.env.items())),
             "directories": [v.to_dict() for v in self.volumes],
@@ -71,6 +75,7 @@ def plan_local_workspace(
     gpus: Sequence[Gpu],
     cmd: Sequence[str] | None = None,
     as_root: bool | None = None,
+    account: Account | None = None,
 ) -> LocalWorkspacePlan:
     volumes = local_volume_plan(request.user, request.project.name, admin=request.admin, root=root)
     mounts = by_kind(volumes)
@@ -86,7 +91,10 @@ def plan_local_workspace(
         # a python3 kernelspec there loads the %%job magic into every kernel
         JUPYTER_PATH=str(jupyter_dir(root)),
     )
-    if as_root is None:
+    if account is not None:
+        as_root = False
+        env.update(USER=account.name, LOGNAME=account.name)
+    elif as_root is None:
         as_root = os.geteuid() == 0
     links = {
         str(home / "projects" / Path(mounts[PROJECT].sub_path).name): mounts[PROJECT].mount_path,
@@ -101,7 +109,13 @@ def plan_local_workspace(
         args=("--allow-root",) if as_root else (),
         env=env,
         links=links,
+        account=account,
     )
+
+
+def personal_dir(root: Path, user: str) -> Path:
+    """Where `user`'s personal volume is under the storage root (as the volume plan puts it)."""
+    return root / "users" / safe_segment(user)
 
 
 def jupyter_dir(root: Path) -> Path:
@@ -109,7 +123,9 @@ def jupyter_dir(root: Path) -> Path:
 
 
 def write_kernelspec(directory: Path) -> None:
-    """The workspace's `python3` kernel: this Python, with the lavahub magics loaded."""
+    """The workspace's `python3` kernel: this Python, with the lavahub magics loaded.
+
+    Root's and readable by every account: no user may change what other users' kernels run."""
     spec = {
         "argv": [
             sys.executable,
@@ -125,33 +141,39 @@ def write_kernelspec(directory: Path) -> None:
     }
     path = directory / "kernels" / "python3" / "kernel.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    for d in (directory, directory / "kernels", path.parent):
+        d.chmod(PUBLIC_MODE)
     text = json.dumps(spec, indent=1)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
+    path.chmod(0o644)
 
 
-def prepare_directories(plan: LocalWorkspacePlan, member_of: Iterable[str]) -> None:
+def volume_owners(account: Account, project_gid: int, admins_gid: int) -> dict[str, Owner]:
+    """Who owns each volume's directory (spawner/ownership.py draws the whole tree)."""
+    return {
+        PERSONAL: Owner(account.uid, account.gid, PERSONAL_MODE),
+        PROJECT: Owner(0, project_gid, PROJECT_MODE),
+        GLOBAL: Owner(0, admins_gid, GLOBAL_MODE),
+    }
+
+
+def prepare_directories(
+    plan: LocalWorkspacePlan, member_of: Iterable[str], owners: dict[str, Owner] | None = None
+) -> None:
     """Create the volume directories and the links that make them reachable from JupyterLab.
 
+    With `owners` (users have OS accounts) each directory gets its owner and mode.
     Links to projects the user has left are removed (the user's own files stay);
     links of the user's other projects stay, as their other workspaces use them.
     """
     for volume in plan.volumes:
-        Path(volume.mount_path).mkdir(parents=True, exist_ok=True)
+        path = Path(volume.mount_path)
+        if owners is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            own(path, owners[volume.kind])
     write_kernelspec(Path(plan.env["JUPYTER_PATH"]))
-    projects_dir = plan.home / "projects"
-    projects_dir.mkdir(exist_ok=True)
     keep = {safe_segment(name) for name in member_of}
-    for stale in projects_dir.iterdir():
-        if stale.is_symlink() and stale.name not in keep:
-            stale.unlink()
-    for link, target in plan.links.items():
-        path = Path(link)
-        if path.is_symlink():
-            if os.readlink(path) == target:
-                continue
-            path.unlink()
-        elif path.exists():
-            log.warning("Not linking %r: a file or directory of that name already exists", str(path))
-            continue
-        path.symlink_to(target, target_is_directory=True)
+    link_home(plan.home, plan.links, keep, owners[PERSONAL] if owners else None)

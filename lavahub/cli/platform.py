@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lavahub import local_setup
 from lavahub.auth import oidc
 from lavahub.auth.store import PasswordStore
 from lavahub.config import PlatformConfig, load_config
@@ -37,8 +38,13 @@ def add_commands(sub: Any) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if config.os_accounts:
+        # what the platform makes from here on (databases, cookie secret, logs) is its own alone;
+        # what users must reach (their directories, the kernelspec) is given its mode explicitly
+        os.umask(0o077)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     schema = upgrade_database(config.database_url)
+    machine = local_setup.prepare(config)
     proxy = proxy_command()
     if proxy is None:
         raise PublicError(
@@ -53,7 +59,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  database:       {describe_upgrade(schema)}")
     print(f"  admin users:    {', '.join(config.admins)}")
     print(f"  users:          {', '.join(u for u in config.users if u not in config.admins)}")
-    for line in login:
+    for line in [*machine, *login]:
         print(f"  {line}")
     sys.stdout.flush()
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from spawner.errors import ConfigError
 
+from .accounts import AccountsConfig
 from .auth import AuthConfig
 from .errors import one_line
 from .jobs import JobsConfig, RayConfig
@@ -27,6 +28,7 @@ from .storage import KubernetesStorage, LocalStorage, StorageConfig
 
 __all__ = [
     "CONFIG_ENV",
+    "AccountsConfig",
     "AuthConfig",
     "ConfigError",
     "JobsConfig",

@@ -24,6 +24,7 @@ from spawner.projects import PROJECT_KEYS, Project, project_from_dict
 from spawner.templates import FIELDS as TEMPLATE_KEYS
 from spawner.templates import Template, template_from_dict
 
+from .accounts import AccountsConfig
 from .auth import AuthConfig
 from .fields import (
     FilePath,
@@ -76,6 +77,10 @@ def _embedded_templates(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _default_data_dir() -> str:
+    """/var/lib/lavahub for root (users' accounts must reach their directories, and root's home is
+    closed to them), else $XDG_DATA_HOME/lavahub."""
+    if os.geteuid() == 0 and "XDG_DATA_HOME" not in os.environ:
+        return "/var/lib/lavahub"
     return str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "lavahub")
 
 
@@ -112,8 +117,8 @@ class PlatformConfig(Section):
         default_factory=_default_data_dir,
         validate_default=True,
         description="Where the hub keeps its databases, credentials and (local backend) the volumes. "
-        "Relative paths are relative to the config file. Default: $XDG_DATA_HOME/lavahub "
-        "(~/.local/share/lavahub).",
+        "Relative paths are relative to the config file. Default: /var/lib/lavahub when run as "
+        "root, else $XDG_DATA_HOME/lavahub (~/.local/share/lavahub).",
     )
     bind: Text = Field(
         "127.0.0.1", description="The address users reach. The local backend listens on loopback only."
@@ -140,6 +145,10 @@ class PlatformConfig(Section):
         "admin later changes in the store is never overwritten from here).",
     )
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage per backend.")
+    accounts: AccountsConfig = Field(
+        default_factory=AccountsConfig,
+        description="The local backend: an OS account per user and a group per project (when root).",
+    )
     database_url: Text = Field(
         default_factory=_sqlite_in_data_dir("lavahub.sqlite"),
         description="lavahub's database (templates), a SQLAlchemy URL. Default: SQLite in data_dir.",
@@ -222,6 +231,13 @@ class PlatformConfig(Section):
                 at="bind",
                 hint="use 127.0.0.1 (or ::1); serve remote users with the kubernetes backend",
             )
+        if self.accounts.mode == "on" and (self.backend != "local" or os.geteuid() != 0):
+            why = "the kubernetes backend" if self.backend != "local" else "lavahub not running as root"
+            raise refuse(
+                f"OS accounts per user need the local backend run as root; refused with {why}",
+                at="accounts.mode",
+                hint="use auto (accounts when root) or off",
+            )
         hub_ports = (self.port, self.hub_port, self.proxy_api_port)
         if len(set(hub_ports)) != 3:
             raise refuse("port, hub_port and proxy_api_port must be three different ports", line=True)
@@ -280,6 +296,13 @@ class PlatformConfig(Section):
     def job_logs_dir(self) -> Path:
         """Where the jobs service keeps each job's log: `jobs.logs_dir`, else `<data_dir>/jobs`."""
         return self.jobs.logs_dir or self.data_dir / "jobs"
+
+    @property
+    def os_accounts(self) -> bool:
+        """Whether each user's processes run as their own OS account (`accounts.mode`)."""
+        if self.accounts.mode == "off" or self.backend != "local":
+            return False
+        return self.accounts.mode == "on" or os.geteuid() == 0
 
     @property
     def kubernetes_storage(self) -> KubernetesStorage:

@@ -22,6 +22,7 @@ import yaml
 from lavahub.config import RayConfig
 from lavahub.paths import proxy_command
 from services.jobs.backends.ray import RayBackend
+from tests.conftest import passable
 from tests.hubclient import HubClient, free_port, wait_for_hub
 
 LAVAHUB = str(Path(sys.executable).with_name("lavahub"))
@@ -112,6 +113,7 @@ def start_platform(
     if proxy_command() is None:
         pytest.fail("configurable-http-proxy is not installed: `make install` puts it in node_modules/")
     directory.mkdir(parents=True, exist_ok=True)
+    passable(directory)
     config_file = directory / "lavahub.yaml"
     # a restart keeps its ports, as a real deployment's config does
     previous = yaml.safe_load(config_file.read_text()) if config_file.exists() else {}
@@ -169,8 +171,11 @@ def jobs_platform(tmp_path_factory, ray_cluster) -> Iterator[Platform]:
     running.stop()
 
 
-def workspace_process(user: str, server: str = "") -> tuple[int, dict[str, str]] | None:
-    """The pid and environment of a user's running JupyterLab, read from /proc."""
+def workspace_process(
+    user: str, server: str = "", data_dir: Path | None = None
+) -> tuple[int, dict[str, str]] | None:
+    """The pid and environment of a user's running JupyterLab, read from /proc (of the platform
+    whose data dir is `data_dir`, when given: other platforms on this machine have the same users)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -180,13 +185,17 @@ def workspace_process(user: str, server: str = "") -> tuple[int, dict[str, str]]
             continue
         env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
         ours = env.get("JUPYTERHUB_USER") == user and env.get("JUPYTERHUB_SERVER_NAME", "") == server
+        if data_dir is not None and not env.get("JUPYTER_PATH", "").startswith(str(data_dir)):
+            continue
         if ours and "JUPYTERHUB_SERVICE_PREFIX" in env:
             return int(entry.name), env
     return None
 
 
-def running_workspace(user: str, server: str = "") -> tuple[int, dict[str, str]]:
+def running_workspace(
+    user: str, server: str = "", data_dir: Path | None = None
+) -> tuple[int, dict[str, str]]:
     """`workspace_process` of a workspace that must be running."""
-    found = workspace_process(user, server)
+    found = workspace_process(user, server, data_dir)
     assert found is not None, f"no JupyterLab of {user}/{server} is running"
     return found

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
+import stat
 import threading
 import time
 
@@ -35,9 +38,19 @@ def test_workspace_from_a_template_opens_in_the_personal_directory(platform):
         lab = alice.session.get(f"{alice.server_url()}lab", timeout=10)
         assert lab.status_code == 200 and "JupyterLab" in lab.text
 
-        pid, env = running_workspace("alice")
+        pid, env = running_workspace("alice", data_dir=platform.data_dir)
         personal = platform.data_dir / "users/alice"
         assert os.readlink(f"/proc/{pid}/cwd") == str(personal)
+        if os.geteuid() != 0:  # one OS user for everyone, as the home page says
+            assert os.stat(f"/proc/{pid}").st_uid == os.geteuid()
+            return
+        # as root, JupyterLab runs as alice's own OS account, in directories only she reaches
+        account = pwd.getpwnam("lavahub-alice")
+        assert os.stat(f"/proc/{pid}").st_uid == account.pw_uid
+        assert (env["USER"], env["HOME"]) == ("lavahub-alice", str(personal))
+        assert (personal.stat().st_uid, stat.S_IMODE(personal.stat().st_mode)) == (account.pw_uid, 0o700)
+        shared = (platform.data_dir / "projects/vision/shared.txt").stat()
+        assert (shared.st_uid, shared.st_gid) == (account.pw_uid, grp.getgrnam("lavahub-p-vision").gr_gid)
         assert env["LAVAHUB_PROJECT"] == "vision"
         assert env["LAVAHUB_TEMPLATE"] == "python"
         assert env["LAVAHUB_TEMPLATE_VERSION"] == "1"
@@ -54,7 +67,7 @@ def test_workspace_from_a_template_opens_in_the_personal_directory(platform):
         }  # fmt: skip
     finally:
         alice.stop("")
-    assert workspace_process("alice") is None
+    assert workspace_process("alice", data_dir=platform.data_dir) is None
 
 
 REFUSALS = [
@@ -81,7 +94,8 @@ def test_refused_spawns_say_why_and_leave_nothing(platform, options, message):
     server = bob.api("GET", "users/bob?include_stopped_servers").json()["servers"]["refused"]
     assert not (server["ready"] or server["pending"])
     assert workspace_process("bob", "refused") is None
-    assert not (platform.data_dir / "users/bob").exists()
+    # `up` made bob's (empty) personal directory with his account; the refused spawn added nothing
+    assert list((platform.data_dir / "users/bob").iterdir()) == []
     bob.stop("refused", remove=True)
     assert "refused" not in bob.api("GET", "users/bob?include_stopped_servers").json()["servers"]
 

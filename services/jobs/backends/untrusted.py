@@ -117,11 +117,15 @@ def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in _types(kind))
 
 
-def make_dirs(path: Path, *, below: Path) -> int:
+Owner = tuple[int, int]  # uid, gid: the job's user, when users have OS accounts
+
+
+def make_dirs(path: Path, *, below: Path, owner: Owner | None = None) -> int:
     """Every directory from `below` down to `path`, made where missing, none through a link.
 
     Returns a descriptor of `path` (the caller closes it), so files are then written
-    into that very directory (`write_new`) whatever the job renames meanwhile.
+    into that very directory (`write_new`) whatever the job renames meanwhile. With
+    `owner`, each directory below `below` is the job's user's (their workers write there).
     """
     parts = PurePath(path).relative_to(below).parts
     if any(part in ("", ".", "..") for part in parts):
@@ -134,13 +138,42 @@ def make_dirs(path: Path, *, below: Path) -> int:
             inner = _open(part, FLAGS | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
             fd = inner
+            if owner is not None and os.fstat(fd)[4:6] != owner:
+                os.fchown(fd, *owner)
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def write_new(directory: int, name: str, data: bytes) -> None:
+def append_to(directory: int, name: str, *, owner: Owner | None = None) -> int:
+    """A descriptor to append to `name` in `directory` (made if missing): a regular file of one
+    link, never opened through a link. The caller closes it."""
+    fd = _open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+               directory, 0o644)  # fmt: skip
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Untrusted(f"{name} is {_kind(info.st_mode)}, not a regular file")
+        if info.st_nlink != 1:
+            raise Untrusted(f"{name} has {info.st_nlink} hard links; only a file of its own is written")
+        if owner is not None and (info.st_uid, info.st_gid) != owner:
+            os.fchown(fd, *owner)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def replace(directory: int, name: str, data: bytes) -> None:
+    """`name` in `directory` replaced at once by a new file with `data` (readers never see half)."""
+    partial = f".{name}.partial"
+    write_new(directory, partial, data)
+    os.replace(partial, name, src_dir_fd=directory, dst_dir_fd=directory)
+
+
+def write_new(directory: int, name: str, data: bytes, *, owner: Owner | None = None) -> None:
     """`name` in the directory `directory`, as a new file with `data`: never through a link.
 
     Whatever stood there (a file, a link planted by the job) is removed first, not followed.
@@ -148,6 +181,8 @@ def write_new(directory: int, name: str, data: bytes) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(name, dir_fd=directory)
     fd = _open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, directory, 0o644)
+    if owner is not None:
+        os.fchown(fd, *owner)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
 

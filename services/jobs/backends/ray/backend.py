@@ -28,6 +28,7 @@ from lavahub_jupyter.runtime.contract import PASSED_THROUGH, RESULT_FILE
 from traitlets import Any as AnyTrait
 from traitlets import Integer, Unicode
 
+from spawner.accounts import AccountError, Naming, lookup
 from spawner.resources import Resources
 
 from ...models import Job, JobSpec, JobState, Observation
@@ -42,7 +43,15 @@ from ..base import (
     shortfalls,
 )
 from ..untrusted import Untrusted, read_capped, read_json_object
-from .jobdir import MAX_STATE_BYTES, STATE_FILE, STATE_SHAPE, volume_of, write_job_dir
+from .jobdir import (
+    MAX_STATE_BYTES,
+    SPEC_ENV,
+    STATE_FILE,
+    STATE_SHAPE,
+    launcher_spec,
+    volume_of,
+    write_job_dir,
+)
 from .states import from_ray
 from .tail import LogTail
 
@@ -89,6 +98,12 @@ class RayBackend(Backend):
     num_gpus = Integer(0, help="GPUs the local head offers (from the NVML inventory).")
     max_result_bytes = Integer(64 * 2**20, help="The largest result handed back (jobs.max_result_bytes).")
     max_line_bytes = Integer(64 * 2**10, help="The longest log line kept (jobs.logs.max_line_bytes).")
+    accounts = AnyTrait(
+        None,
+        allow_none=True,
+        help="How users' OS accounts are named (spawner.accounts.Naming) when every worker runs as "
+        "its job's owner (the config's accounts); None: workers run as the platform's user.",
+    )
 
     _ready = False
     _token: str | None = None
@@ -117,6 +132,9 @@ class RayBackend(Backend):
             num_gpus=len(inventory()),
             max_result_bytes=config.jobs.max_result_bytes,
             max_line_bytes=config.jobs.logs.max_line_bytes,
+            accounts=Naming(config.accounts.user_prefix, config.accounts.group_prefix)
+            if config.os_accounts
+            else None,
         )
 
     @property
@@ -425,12 +443,20 @@ class RayBackend(Backend):
 
     async def submit(self, spec: JobSpec) -> BackendState:
         submission_id = SUBMISSION_PREFIX + spec.id
+        account = None
+        if self.accounts is not None:
+            try:
+                account = await asyncio.to_thread(lookup, spec.user, self.accounts)
+            except AccountError as e:
+                raise JobRefused(str(e)) from None
         try:
-            await asyncio.to_thread(write_job_dir, spec)
+            await asyncio.to_thread(write_job_dir, spec, (account.uid, account.gid) if account else None)
         except Untrusted as e:  # the user's own volume holds something planted on the way
             raise JobRefused(f"its job directory cannot be written safely: {e}") from None
-        # the job directory holds code and spec; the entrypoint names only that directory
+        # the launcher's spec comes from here, not from the job directory its user can change;
+        # the entrypoint names only that directory (the cell's code is a file in it)
         entrypoint = shlex.join([sys.executable, "-m", "services.jobs.backends.ray.launcher", spec.job_dir])
+        launcher_env = {"LAVAHUB_JOB_ID": spec.id, SPEC_ENV: json.dumps(launcher_spec(spec, account))}
         try:
             await asyncio.to_thread(
                 self._client().submit_job,
@@ -438,7 +464,7 @@ class RayBackend(Backend):
                 submission_id=submission_id,
                 entrypoint_num_cpus=0,
                 # the launcher and every process it starts carry the job's id from exec on
-                runtime_env={"env_vars": {"LAVAHUB_JOB_ID": spec.id}},
+                runtime_env={"env_vars": launcher_env},
                 metadata={
                     "lavahub_user": spec.user,
                     "lavahub_project": spec.project,

@@ -15,12 +15,14 @@ from typing import Any
 
 from lavahub_jupyter.runtime.contract import CODE_FILE, EXPORTS_FILE
 
+from spawner.accounts import Account
 from spawner.volumes import PERSONAL, by_kind
 
 from ...models import JobSpec
-from ..untrusted import make_dirs, write_new
+from ..untrusted import Owner, make_dirs, write_new
 
 SPEC_FILE = "spec.json"
+SPEC_ENV = "LAVAHUB_JOB_SPEC"  # the launcher's spec, as the service gives it
 STATE_FILE = "state.json"
 MAX_STATE_BYTES = 64 * 2**10  # the launcher writes a few hundred bytes
 # what the launcher may report in state.json, and the type of each (anything else is garbage)
@@ -40,10 +42,11 @@ def volume_of(job_dir: str) -> Path:
     return parents[min(2, len(parents) - 1)]
 
 
-def launcher_spec(spec: JobSpec) -> dict[str, Any]:
-    """What the launcher needs to place the gang and start each worker."""
+def launcher_spec(spec: JobSpec, account: Account | None = None) -> dict[str, Any]:
+    """What the launcher needs to place the gang and start each worker (as `account`, if given)."""
     r = spec.resources
     return {
+        "account": account.to_dict() if account else None,
         "id": spec.id,
         "user": spec.user,
         "home": by_kind(spec.volumes)[PERSONAL].mount_path if spec.volumes else spec.cwd,
@@ -58,23 +61,25 @@ def launcher_spec(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def write_job_dir(spec: JobSpec) -> Path:
+def write_job_dir(spec: JobSpec, owner: Owner | None = None) -> Path:
     """Create the job directory with the code, the launcher's spec and the exported variables.
 
     It is on the user's volume, so nothing on the way is followed if it is a link
     (`.lavahub` pointing elsewhere, a `code.py` planted as a link to another file):
     `Untrusted` says what was found, and nothing is written outside the volume.
+    With `owner` (the user's OS account) it is all theirs: their workers write there.
+    spec.json is for the user to read; the launcher takes its spec from the service.
     """
     job_dir = Path(spec.job_dir)
     volume = volume_of(spec.job_dir)
     volume.mkdir(parents=True, exist_ok=True)  # the platform's own path, as a workspace makes it
-    directory = make_dirs(job_dir, below=volume)
+    directory = make_dirs(job_dir, below=volume, owner=owner)
     try:
-        os.close(make_dirs(job_dir / "logs", below=volume))
-        write_new(directory, CODE_FILE, spec.code.encode())
+        os.close(make_dirs(job_dir / "logs", below=volume, owner=owner))
+        write_new(directory, CODE_FILE, spec.code.encode(), owner=owner)
         if spec.exports is not None:
-            write_new(directory, EXPORTS_FILE, spec.exports)
-        write_new(directory, SPEC_FILE, json.dumps(launcher_spec(spec)).encode())
+            write_new(directory, EXPORTS_FILE, spec.exports, owner=owner)
+        write_new(directory, SPEC_FILE, json.dumps(launcher_spec(spec)).encode(), owner=owner)
     finally:
         os.close(directory)
     return job_dir

@@ -1,9 +1,16 @@
 """The Ray job entrypoint: reserve every worker at once, then run the cell on each.
 
-Run as `python -m services.jobs.backends.ray.launcher <job dir>` by Ray's job supervisor.
-It reports to the service through `<job dir>/state.json` (placed, exit code,
-reason) and never prints the user's output itself: each worker writes its own
-`logs/worker-N.log`, which the service follows.
+Run as `python -m services.jobs.backends.ray.launcher <job dir>` by Ray's job supervisor,
+with its spec in $LAVAHUB_JOB_SPEC (from the service: the job directory is its
+user's to change, so nothing there decides what the launcher does). It reports to
+the service through `<job dir>/state.json` (placed, exit code, reason) and never
+prints the user's output itself: each worker writes its own `logs/worker-N.log`,
+which the service follows.
+
+The launcher is platform code with the cluster's token; the workers are the user's:
+each runs as the job's owner (their OS account, when users have them) with a clean
+environment. Everything the launcher writes into the job directory goes through
+descriptors opened without following links (`untrusted`), since it runs as root.
 """
 
 from __future__ import annotations
@@ -26,29 +33,71 @@ from lavahub_jupyter.runtime.contract import base_env, contract_env
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from services.jobs.backends.ray.jobdir import SPEC_FILE, STATE_FILE
+from services.jobs.backends.ray import private
+from services.jobs.backends.ray.jobdir import SPEC_ENV, STATE_FILE, volume_of
+from services.jobs.backends.untrusted import append_to, make_dirs, replace
 
 PR_SET_PDEATHSIG = 1
 WORKER = [sys.executable, "-P", "-m", "lavahub_jupyter.runtime.bootstrap"]
+USER_UMASK = 0o007  # as a workspace's: files in a project directory stay writable by its members
 
 
-def write_state(job_dir: Path, **state: Any) -> None:
-    path = job_dir / STATE_FILE
-    current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(state)
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(current))
-    partial.replace(path)  # atomic: the service never reads half a file
+class JobDir:
+    """The job directory as the launcher writes it: state.json and logs/launcher.log."""
+
+    def __init__(self, path: Path, owner: tuple[int, int] | None):
+        self.path, self.owner = path, owner
+        self.state: dict[str, Any] = {}
+
+    def _dir(self, *below: str) -> int:
+        return make_dirs(self.path.joinpath(*below), below=volume_of(str(self.path)), owner=self.owner)
+
+    def write_state(self, **state: Any) -> None:
+        self.state.update(state)
+        fd = self._dir()
+        try:
+            replace(fd, STATE_FILE, json.dumps(self.state).encode())  # atomic: never read half
+        finally:
+            os.close(fd)
+
+    def log(self, message: str) -> None:
+        fd = open_log(self.path, "launcher.log", self.owner)
+        try:
+            os.write(fd, (message + "\n").encode())
+        finally:
+            os.close(fd)
 
 
-def log(job_dir: Path, message: str) -> None:
-    with (job_dir / "logs" / "launcher.log").open("a") as f:
-        f.write(message + "\n")
+def open_log(job_dir: Path, name: str, owner: tuple[int, int] | None) -> int:
+    """A descriptor appending to `<job dir>/logs/<name>`, reached without following links."""
+    logs = make_dirs(job_dir / "logs", below=volume_of(str(job_dir)), owner=owner)
+    try:
+        return append_to(logs, name, owner=owner)
+    finally:
+        os.close(logs)
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the Ray worker running us dies (cancel, node loss)."""
+    """In the child: get SIGKILL when the Ray worker running us dies (cancel, node loss).
+
+    Runs after the child became the job's user (a change of user clears this setting)."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def as_owner(account: dict[str, Any] | None) -> dict[str, Any]:
+    """Popen's arguments that start a process as the job's owner (nothing when there is no account)."""
+    if account is None:
+        return {}
+    return {
+        "user": account["uid"],
+        "group": account["gid"],
+        "extra_groups": account["groups"],
+        "umask": USER_UMASK,
+    }
+
+
+def owner_of(account: dict[str, Any] | None) -> tuple[int, int] | None:
+    return (account["uid"], account["gid"]) if account else None
 
 
 @ray.remote(num_cpus=0)
@@ -61,28 +110,49 @@ def node_address() -> tuple[str, int]:
 
 
 @ray.remote(max_retries=0)
-def run_worker(job_dir: str, rank: int, env: dict[str, str], cwd: str) -> int:
-    """One worker: the cell as a normal process, output into logs/worker-N.log."""
+def run_worker(job_dir: str, rank: int, env: dict[str, str], spec: dict[str, Any]) -> int:
+    """One worker: the cell as a normal process of the job's owner, output into logs/worker-N.log.
+
+    framework=ray: the worker first starts a Ray cluster of the job's own, inside this
+    worker's bundle and as its owner, and the cell connects to that one."""
     gpu_ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
     environment = {**env, "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids)}
-    with open(Path(job_dir) / "logs" / f"worker-{rank}.log", "ab", buffering=0) as out:
+    account = spec["account"]
+    out = open_log(Path(job_dir), f"worker-{rank}.log", owner_of(account))
+    head = None
+    try:
+        if spec["framework"] == "ray":
+            head = private.start_head(
+                job_id=spec["id"], cpus=spec["cpus"], gpus=len(gpu_ids), env=environment,
+                log=out, popen=as_owner(account),
+            )  # fmt: skip
+            environment["RAY_ADDRESS"] = head.address
         process = subprocess.Popen(
             [*WORKER, job_dir],
-            cwd=cwd,
+            cwd=spec["cwd"],
             env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            **as_owner(account),
         )
         return process.wait()
+    except private.HeadFailed as e:
+        os.write(out, f"[lavahub] {e}\n".encode())
+        return 1
+    finally:
+        if head is not None:
+            head.stop()
+        os.close(out)
 
 
 def worker_env(
     job_dir: Path, spec: dict[str, Any], rank: int, world: int, local_rank: int, master: tuple[str, int]
 ) -> dict[str, str]:
     """One worker's whole environment: the machine's basics, then the job execution contract's."""
-    return base_env(os.environ, home=spec["home"], user=spec["user"]) | contract_env(
+    user = spec["account"]["name"] if spec["account"] else spec["user"]
+    return base_env(os.environ, home=spec["home"], user=user) | contract_env(
         job_id=spec["id"],
         job_dir=str(job_dir),
         rank=rank,
@@ -95,14 +165,15 @@ def worker_env(
     )
 
 
-def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
+def run_gang(job: JobDir, spec: dict[str, Any]) -> int:
+    """Place every worker's bundle at once (a placement group), then start them all."""
     workers = spec["workers"]
     bundle = {"CPU": spec["cpus"]}
     if spec["gpus"]:
         bundle["GPU"] = spec["gpus"]
     if spec["memory"]:
         bundle["memory"] = spec["memory"]
-    log(job_dir, f"waiting for all {workers} workers to be placed together")
+    job.log(f"waiting for all {workers} workers to be placed together")
     group = placement_group([dict(bundle) for _ in range(workers)], strategy="PACK")
     ray.get(group.ready())
 
@@ -118,8 +189,8 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
     for ip, _ in addresses:
         local_ranks.append(seen[ip])
         seen[ip] += 1
-    write_state(job_dir, placed=True, nodes=[ip for ip, _ in addresses])
-    log(job_dir, f"all {workers} workers placed; rank 0 at {master[0]}:{master[1]}")
+    job.write_state(placed=True, nodes=[ip for ip, _ in addresses])
+    job.log(f"all {workers} workers placed; rank 0 at {master[0]}:{master[1]}")
 
     refs = {
         run_worker.options(
@@ -128,10 +199,10 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
             num_gpus=spec["gpus"],
             memory=spec["memory"] or None,
         ).remote(
-            str(job_dir),
+            str(job.path),
             rank,
-            worker_env(job_dir, spec, rank, workers, local_ranks[rank], master),
-            spec["cwd"],
+            worker_env(job.path, spec, rank, workers, local_ranks[rank], master),
+            spec,
         ): rank
         for rank in range(workers)
     }
@@ -145,60 +216,29 @@ def run_gang(job_dir: Path, spec: dict[str, Any]) -> int:
                 # one worker failed: the gang fails; stop the others
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                write_state(
-                    job_dir,
-                    exit_code=code,
-                    failed_worker=rank,
-                    reason=f"worker {rank} exited with code {code}",
+                job.write_state(
+                    exit_code=code, failed_worker=rank, reason=f"worker {rank} exited with code {code}"
                 )
                 return code
-        write_state(job_dir, exit_code=0)
+        job.write_state(exit_code=0)
         return 0
     finally:
         remove_placement_group(group)
 
 
-def run_ray_driver(job_dir: Path, spec: dict[str, Any]) -> int:
-    """framework=ray: one driver process that connects to this cluster and fans out itself."""
-    write_state(job_dir, placed=True)
-    env = worker_env(job_dir, spec, 0, 1, 0, ("127.0.0.1", 0))
-    # the driver joins this cluster: it needs its address and token (a cluster of the job's own
-    # inside its gang is the Volcano backend's way, and this backend's next step)
-    env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
-    env.update({key: os.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in os.environ})
-    with open(job_dir / "logs" / "worker-0.log", "ab", buffering=0) as out:
-        code = subprocess.call(
-            [*WORKER, str(job_dir)],
-            cwd=spec["cwd"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    write_state(
-        job_dir,
-        exit_code=code,
-        **({"failed_worker": 0, "reason": f"worker 0 exited with code {code}"} if code else {}),
-    )
-    return code
-
-
 def main(argv: list[str]) -> int:
-    job_dir = Path(argv[1])
-    spec = json.loads((job_dir / SPEC_FILE).read_text())
-    (job_dir / "logs").mkdir(exist_ok=True)
+    spec = json.loads(os.environ[SPEC_ENV])
+    job = JobDir(Path(argv[1]), owner_of(spec["account"]))
 
     def cancelled(signum: int, frame: Any) -> None:
-        write_state(job_dir, reason="cancelled")
+        job.write_state(reason="cancelled")
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, cancelled)
     started = time.monotonic()
     ray.init(logging_level=logging.WARNING, log_to_driver=False)
-    log(job_dir, f"connected to Ray in {time.monotonic() - started:.1f}s")
-    if spec["framework"] == "ray":
-        return run_ray_driver(job_dir, spec)
-    return run_gang(job_dir, spec)
+    job.log(f"connected to Ray in {time.monotonic() - started:.1f}s")
+    return run_gang(job, spec)
 
 
 if __name__ == "__main__":
