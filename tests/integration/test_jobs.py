@@ -10,6 +10,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 import requests
+import yaml
 
 from tests.hubclient import HubClient
 
@@ -129,6 +130,39 @@ def test_contract_environment_and_working_directory(platform):
         assert env["TEMPLATE_GREETING"] == "hello from python"
         assert env["MY_SETTING"] == "on"
         assert workdir == str(cwd)
+
+
+RAY_CELL = """
+import os, ray
+ray.init()
+@ray.remote
+def square(x):
+    return x * x
+print("squares", sum(ray.get([square.remote(i) for i in range(5)])), flush=True)
+print("cluster", ray.cluster_resources().get("CPU"), os.environ["RAY_ADDRESS"], flush=True)
+print("token", "RAY_AUTH_TOKEN" in os.environ, flush=True)
+"""
+
+
+def test_a_ray_job_gets_a_ray_cluster_of_its_own(platform):
+    """framework=ray: the cell's ray.init() joins a cluster the job starts inside its own bundle,
+    never the platform's (which needs its token, and would let a job reach everyone's jobs)."""
+    alice = platform.client("alice")
+    job = alice.jobs("POST", json={"code": RAY_CELL, "framework": "ray", "cpus": 2}).json()
+    done = wait_for(alice, job["id"], {"succeeded", "failed"}, timeout=240)
+    lines = logs(alice, job["id"])
+    assert done["state"] == "succeeded", lines
+    said = {line.split("] ", 1)[1].split(" ", 1)[0]: line.split("] ", 1)[1] for line in lines if "] " in line}
+    assert said["squares"] == "squares 30"
+    _, cpus, address = said["cluster"].split()
+    assert float(cpus) == 2.0  # the job's own bundle, not the platform cluster's CPUs
+    assert address.startswith("127.0.0.1:") and address != platform_ray_address(platform)
+    assert said["token"] == "token False"
+    assert "[lavahub] this job's Ray cluster is up at" in "\n".join(lines)
+
+
+def platform_ray_address(platform) -> str:
+    return str(yaml.safe_load(platform.config_file.read_text())["jobs"]["ray"]["address"])
 
 
 def test_failure_names_the_worker_and_its_last_lines(platform):
