@@ -131,8 +131,11 @@ def _services(c: Config, platform: PlatformConfig) -> None:
          "groups": list(platform.templates_service.admin_groups)},
     ]  # fmt: skip
 
-    # `jobs` runs notebook cells as distributed jobs. (`jobs.enabled: false` leaves it out.)
-    if platform.jobs.enabled:
+    # `jobs` runs notebook cells as distributed jobs. (`jobs.enabled: false` leaves it out, and
+    # so does the kubernetes backend without an external Ray cluster: see `jobs_off`.)
+    if platform.jobs_off is not None:
+        c.Spawner.environment = {"LAVAHUB_JOBS_OFF": platform.jobs_off}
+    else:
         jobs = service("jobs", platform.jobs.port, display=False)
         c.JupyterHub.services.append(jobs)
         # Every user may call the jobs service, and a workspace's own token may too, so the

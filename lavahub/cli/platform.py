@@ -59,6 +59,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  database:       {describe_upgrade(schema)}")
     print(f"  admin users:    {', '.join(config.admins)}")
     print(f"  users:          {', '.join(u for u in config.users if u not in config.admins)}")
+    if config.jobs.enabled and config.jobs_off:
+        machine.append(f"jobs:           off: {config.jobs_off}")
     for line in [*machine, *login]:
         print(f"  {line}")
     sys.stdout.flush()

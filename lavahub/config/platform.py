@@ -298,6 +298,19 @@ class PlatformConfig(Section):
         return self.jobs.logs_dir or self.data_dir / "jobs"
 
     @property
+    def jobs_off(self) -> str | None:
+        """Why this platform runs no jobs, if it runs none."""
+        if not self.jobs.enabled:
+            return "jobs.enabled is false"
+        if self.backend == "kubernetes" and self.jobs.backend == "ray" and not self.jobs.ray.address:
+            # a local Ray head would run users' cells in the hub pod, beside its token and database
+            return (
+                "on the kubernetes backend jobs need an external Ray cluster (jobs.ray.address): "
+                "no user code runs in the hub's pod"
+            )
+        return None
+
+    @property
     def os_accounts(self) -> bool:
         """Whether each user's processes run as their own OS account (`accounts.mode`)."""
         if self.accounts.mode == "off" or self.backend != "local":

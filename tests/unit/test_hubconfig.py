@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lavahub_jupyter.client import JobsClient, JobsError
 from traitlets.config import Config
 
 from lavahub.auth.local import LocalPasswordAuthenticator
@@ -150,8 +151,9 @@ def test_without_jobs_there_is_no_jobs_service(tmp_path):
 def test_kubernetes_platform(tmp_path, monkeypatch):
     monkeypatch.delenv("LAVAHUB_HUB_SERVICE", raising=False)
     c, platform = configured(
-        tmp_path, backend="kubernetes", bind="0.0.0.0", kubernetes={"namespace": "ml", "start_timeout": 90}
-    )
+        tmp_path, backend="kubernetes", bind="0.0.0.0", kubernetes={"namespace": "ml", "start_timeout": 90},
+        jobs={"ray": {"address": "http://ray-head:8265"}},
+    )  # fmt: skip
     assert c.JupyterHub.spawner_class.__name__ == "KubeWorkspaceSpawner"
     assert c.KubeWorkspaceSpawner.settings.namespace == "ml"
     assert c.KubeWorkspaceSpawner.storage == platform.kubernetes_storage
@@ -163,6 +165,17 @@ def test_kubernetes_platform(tmp_path, monkeypatch):
     assert c.Spawner.environment == {"LAVAHUB_JOBS_URL": "http://hub:8082/services/jobs/"}
     jobs = next(s for s in c.JupyterHub.services if s["name"] == "jobs")
     assert jobs["environment"]["LAVAHUB_JOBS_LISTEN"] == "0.0.0.0"
+
+
+def test_kubernetes_runs_no_jobs_in_the_hub_pod_without_an_external_ray(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAVAHUB_HUB_SERVICE", raising=False)
+    c, platform = configured(tmp_path, backend="kubernetes", bind="0.0.0.0")
+    assert [s["name"] for s in c.JupyterHub.services] == ["templates"]
+    assert c.Spawner.environment == {"LAVAHUB_JOBS_OFF": platform.jobs_off}
+    assert "jobs.ray.address" in platform.jobs_off and "hub's pod" in platform.jobs_off
+    # the magic says so in one line
+    with pytest.raises(JobsError, match="jobs are off on this platform"):
+        JobsClient.from_env(c.Spawner.environment)
 
 
 def test_user_servers_ignore_user_config_and_share_the_hubs_origin_by_default(tmp_path):

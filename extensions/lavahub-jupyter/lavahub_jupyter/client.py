@@ -25,6 +25,7 @@ from typing import Any, Required, TypedDict
 from .errors import LavahubError
 
 JOBS_URL_ENV = "LAVAHUB_JOBS_URL"
+JOBS_OFF_ENV = "LAVAHUB_JOBS_OFF"  # set instead, with the reason, where the platform runs no jobs
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 
 JOB_ID_PATTERN = "[0-9a-f]{16}"  # as the service's API document says (tests/unit/jobs/test_api_contract.py)
@@ -185,6 +186,8 @@ class JobsClient:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> JobsClient:
         base_url = environ.get(JOBS_URL_ENV, "").strip()
+        if not base_url and environ.get(JOBS_OFF_ENV):
+            raise JobsError("jobs are off on this platform", environ[JOBS_OFF_ENV])
         if not base_url:
             raise JobsError("this is not a lavahub workspace", f"{JOBS_URL_ENV} is not set")
         return cls(base_url, environ.get(TOKEN_ENV) or None)
