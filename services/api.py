@@ -8,8 +8,10 @@ its status; nothing else (no traceback) reaches a client.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -21,6 +23,7 @@ from tornado import httpclient, web
 from spawner.errors import PublicError
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
 
 
 async def hub_get(hub_auth: HubAuth, path: str) -> Any:
@@ -41,11 +44,23 @@ async def until_terminated() -> None:
     await stop.wait()
 
 
+def stop_with_the_hub() -> None:
+    """Get SIGTERM when the hub that started this service dies, even by SIGKILL.
+
+    A service left running would keep its port, and the restarted hub's new service could
+    not listen there (and the old one's hub token is no longer valid)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the hub was already gone
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_service(name: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> int:
     """A hub-managed service's main: its log format, and a config error as one line, status 2."""
     logging.basicConfig(
         level=logging.INFO, format=f"[%(levelname)1.1s %(asctime)s {name} %(name)s] %(message)s"
     )
+    stop_with_the_hub()
     try:
         asyncio.run(serve())
     except PublicError as e:

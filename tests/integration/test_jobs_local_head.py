@@ -95,3 +95,46 @@ def test_service_starts_a_head_on_loopback_and_a_job_survives_a_service_crash(tm
         left = head.stop_local_head()  # whatever happened above, nothing of this head stays
     assert stopped.returncode == 0 and stopped.stdout.startswith("stopped the local Ray cluster"), stopped
     assert left == 0, "lavahub down stopped every process of the head"
+
+
+def test_a_job_survives_the_hub_killed_mid_job(tmp_path):
+    """kill -9 of the hub: its services stop with it (they would hold their ports), the job
+    runs on in Ray, and after `lavahub up` again it ends succeeded with every line, once."""
+    own_ray = {"ray": {"port": free_port(), "dashboard_port": free_port()}}
+    config = {**JOBS_PLATFORM, "jobs": {**JOBS_PLATFORM["jobs"], **own_ray}}
+    platform = start_platform(tmp_path, config)
+    head = RayBackend(state_dir=str(platform.data_dir / "ray"), settings=RayConfig(**own_ray["ray"]))
+    restarted = None
+    try:
+        alice = platform.client("alice")
+        code = "import time\nfor i in range(30):\n    print('line', i, flush=True)\n    time.sleep(1)\n"
+        job = alice.jobs("POST", json={"code": code}).json()
+        wait_for(alice, job["id"], {"running"}, timeout=240)
+        deadline = time.monotonic() + 60
+        while "[worker-0] line 2" not in logs(alice, job["id"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        before = [line for line in logs(alice, job["id"]) if line.startswith("[worker-0] line")]
+        services = [jobs_service(platform.process.pid)]
+
+        platform.process.send_signal(signal.SIGKILL)
+        platform.process.wait(timeout=10)
+        for service in services:
+            gone_or_zombie(service, timeout=15)  # stopped with the hub, not left holding its port
+
+        restarted = start_platform(tmp_path, config)
+        alice = restarted.client("alice")
+        done = wait_for(alice, job["id"], {"succeeded", "failed", "cancelled"}, timeout=180)
+        lines = [line for line in logs(alice, job["id"]) if line.startswith("[worker-0] line")]
+        print(
+            f"hub killed with {len(before)} lines written; after restart: {done['state']}, {len(lines)} lines"
+        )
+        assert done["state"] == "succeeded", logs(alice, job["id"])
+        assert lines == [f"[worker-0] line {i}" for i in range(30)]  # none lost, none twice
+    finally:
+        for running in (restarted, platform):
+            if running is not None:
+                running.stop()
+        subprocess.run(
+            [LAVAHUB, "down", "--config", str(platform.config_file)], capture_output=True, timeout=60
+        )
+        head.stop_local_head()
