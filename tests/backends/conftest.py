@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from lavahub import local_setup
 from lavahub.config import parse_config
 from services.jobs.backends import load_backend
 from services.jobs.backends.base import Backend
@@ -32,6 +33,7 @@ from services.jobs.spec import new_job_id
 from services.jobs.store import JobStore
 from spawner.resources import Resources
 from spawner.volumes import Volume, by_kind, local_volume_plan
+from tests.conftest import passable
 from tests.hubclient import free_port
 
 T = TypeVar("T")
@@ -147,6 +149,7 @@ def ray_backend(root: Path) -> Backend:
     config = parse_config(
         {
             "data_dir": str(root / "data"),
+            "storage": {"local": {"root": str(root / "storage")}},
             "jobs": {
                 "logs": {"max_bytes": LOG_MAX_BYTES},
                 "ray": {
@@ -158,6 +161,9 @@ def ray_backend(root: Path) -> Backend:
             },
         }
     )
+    # as `lavahub up` does: as root, the users' accounts and their directories (workers run as them)
+    (root / "data").mkdir(exist_ok=True)
+    local_setup.prepare(config)
     return load_backend(config)
 
 
@@ -195,7 +201,7 @@ BACKENDS: dict[str, Kind] = {"ray": Kind(ray_backend, stop_ray, crash_ray)}
 def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     kind = BACKENDS[request.param]
     make, stop = kind.make, kind.stop
-    root = tmp_path_factory.mktemp(f"backend-{request.param}")
+    root = passable(tmp_path_factory.mktemp(f"backend-{request.param}"))
     saved = {key: os.environ.get(key) for key in PLATFORM_SECRETS}
     os.environ.update(PLATFORM_SECRETS)  # as the jobs service's own environment has them
     backend = make(root)

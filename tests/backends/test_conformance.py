@@ -6,6 +6,8 @@ The figures (jobs run, lines seen) are printed, so a run shows what it covered.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,7 +137,10 @@ def test_a_job_the_cluster_never_saw_is_no_error(harness: Harness) -> None:
 
 
 def test_a_worker_sees_the_contract_and_nothing_of_the_platform(harness: Harness) -> None:
-    code = "import json, os\nprint('ENV', json.dumps(dict(os.environ)), flush=True)\n"
+    code = (
+        "import json, os\n"
+        "print('ENV', json.dumps({**os.environ, 'WORKER_UID': str(os.getuid())}), flush=True)\n"
+    )
     job = harness.submit(code)
     assert harness.wait(job.id, ENDED).state == JobState.SUCCEEDED
     (line,) = [line for line in harness.complete_logs(job.id) if line.startswith("[worker-0] ENV ")]
@@ -145,7 +150,11 @@ def test_a_worker_sees_the_contract_and_nothing_of_the_platform(harness: Harness
     assert not leaked, f"platform secrets reached the job: {leaked}"
     assert not [key for key in env if key.startswith(("JUPYTERHUB_", "RAY_", "JPY_"))], sorted(env)
     home = harness.home()
-    assert (env["HOME"], env["USER"], env["LAVAHUB_JOB_ID"]) == (home, "alice", job.id)
+    # as root every worker runs as its owner's own OS account (lavahub up made it), else as ours
+    user = "lavahub-alice" if os.geteuid() == 0 else "alice"
+    assert (env["HOME"], env["USER"], env["LAVAHUB_JOB_ID"]) == (home, user, job.id)
+    uid = pwd.getpwnam(user).pw_uid if os.geteuid() == 0 else os.geteuid()
+    assert int(env["WORKER_UID"]) == uid
     print(f"{harness.name}: a worker's environment has {len(env)} variables: {sorted(env)}")
 
 
