@@ -20,6 +20,7 @@ from typing import Any
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Bool, Unicode
 
+from . import cgroups
 from .accounts import Account, Naming, account_groups, ensure_account
 from .base import WorkspaceSpawnerMixin, refusal
 from .errors import PublicError
@@ -32,6 +33,7 @@ from .local_plan import (
     prepare_directories,
     volume_owners,
 )
+from .names import safe_segment
 from .resources import Resources, parse_memory
 
 STATE_KEY = "lavahub"
@@ -55,11 +57,19 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         help="Run each workspace as its user's own OS account, made on first spawn (needs root). "
         "Set from accounts.mode.",
     )
+    enforce_limits = Bool(
+        True,
+        config=True,
+        help="Hold each workspace to its CPUs and memory, and hide the GPUs it was not given, "
+        "through cgroups where the machine offers writable ones (spawner/cgroups.py; the log says "
+        "at the first start what it found).",
+    )
     user_prefix = Unicode("lavahub-", config=True, help="Accounts are named <prefix><user>.")
     group_prefix = Unicode("lavahub-", config=True, help="Groups are named <prefix>p-<project>.")
 
     _plan: LocalWorkspacePlan | None = None
     _account: Account | None = None
+    _cgroup: cgroups.Cgroup | None = None
 
     @property
     def naming(self) -> Naming:
@@ -88,6 +98,7 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
                 project_gid = grp.getgrnam(naming.project(request.project.name)).gr_gid
                 owners = volume_owners(account, project_gid, grp.getgrnam(naming.admins_group).gr_gid)
             await asyncio.to_thread(prepare_directories, plan, projects, owners)
+            self._cgroup = await asyncio.to_thread(self._make_cgroup, plan) if self.enforce_limits else None
             self._account = account
             self._plan = plan
             self.home_dir = self.notebook_dir = str(plan.home)
@@ -108,12 +119,44 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
             ensure_account, self.user.name, home=home, groups=groups, naming=self.naming
         )
 
+    @property
+    def cgroup_name(self) -> str:
+        server = f"--{safe_segment(self.name)}" if self.name else ""
+        return f"workspace-{safe_segment(self.user.name)}{server}"
+
+    def _make_cgroup(self, plan: LocalWorkspacePlan) -> cgroups.Cgroup | None:
+        """The workspace's cgroup with its CPUs, memory and GPUs; None where none can be made."""
+        controllers = cgroups.this_machine()
+        if not controllers.usable:
+            return None
+        r = plan.request.resources
+        limits = cgroups.Limits(
+            cpus=r.cpus or None,
+            memory_bytes=r.memory or None,
+            gpus_allowed=tuple(g.index for g in plan.gpus),
+            all_gpus=tuple(g.index for g in inventory()),
+        )
+        try:
+            return cgroups.create(controllers, self.cgroup_name, limits)
+        except cgroups.CgroupError as e:
+            self.log.warning("Workspace %r starts without its limits: %s", self.holder, e)
+            return None
+
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
-        """As the user's account, when there is one; else as the hub's user, in the home."""
-        if self._account is None:
-            preexec: Callable[[], None] = super().make_preexec_fn(name)
-            return preexec
-        return self._account.preexec(umask=USER_UMASK)
+        """In the workspace's cgroup (joined as root), then as the user's account when there is
+        one; else as the hub's user, in the home."""
+        join = self._cgroup.join_self if self._cgroup is not None else None
+        if self._account is not None:
+            return self._account.preexec(umask=USER_UMASK, before=join)
+        inner: Callable[[], None] = super().make_preexec_fn(name)
+        if join is None:
+            return inner
+
+        def preexec() -> None:
+            join()
+            inner()
+
+        return preexec
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         env = super().user_env(env)
@@ -132,6 +175,18 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
             await super().stop(now=now)
         finally:
             local_ledger().release(self.holder)
+            if self.enforce_limits:
+                await asyncio.to_thread(self._remove_cgroup)
+
+    def _remove_cgroup(self) -> None:
+        """Its group, by name (also one a restarted hub did not make); a busy one is left."""
+        controllers = cgroups.this_machine()
+        if controllers.usable:
+            try:
+                cgroups.group(controllers, self.cgroup_name).remove()
+            except cgroups.CgroupError as e:
+                self.log.warning("Workspace %r: %s", self.holder, e)
+        self._cgroup = None
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()

@@ -9,9 +9,11 @@ import pwd
 import stat
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from spawner import cgroups
 from spawner.gpus import inventory
 from tests.integration.conftest import running_workspace, workspace_process
 
@@ -51,6 +53,15 @@ def test_workspace_from_a_template_opens_in_the_personal_directory(platform):
         assert (personal.stat().st_uid, stat.S_IMODE(personal.stat().st_mode)) == (account.pw_uid, 0o700)
         shared = (platform.data_dir / "projects/vision/shared.txt").stat()
         assert (shared.st_uid, shared.st_gid) == (account.pw_uid, grp.getgrnam("lavahub-p-vision").gr_gid)
+        # ... and in a cgroup holding it to its 2 CPUs and 1 GiB, where the machine has writable ones
+        controllers = cgroups.this_machine()
+        if controllers.get("memory") is not None and controllers.get("cpu") is not None:
+            groups = Path(f"/proc/{pid}/cgroup").read_text()
+            assert "/lavahub/workspace-alice" in groups, groups
+            memory = controllers.path(controllers.get("memory"), "workspace-alice")
+            assert int((memory / "memory.limit_in_bytes").read_text()) == 2**30
+            cpu = controllers.path(controllers.get("cpu"), "workspace-alice")
+            assert int((cpu / "cpu.cfs_quota_us").read_text()) == 200_000
         assert env["LAVAHUB_PROJECT"] == "vision"
         assert env["LAVAHUB_TEMPLATE"] == "python"
         assert env["LAVAHUB_TEMPLATE_VERSION"] == "1"

@@ -172,7 +172,7 @@ def test_kubernetes_runs_no_jobs_in_the_hub_pod_without_an_external_ray(tmp_path
     c, platform = configured(tmp_path, backend="kubernetes", bind="0.0.0.0")
     assert [s["name"] for s in c.JupyterHub.services] == ["templates"]
     assert c.Spawner.environment == {"LAVAHUB_JOBS_OFF": platform.jobs_off}
-    assert "jobs.ray.address" in platform.jobs_off and "hub's pod" in platform.jobs_off
+    assert platform.jobs_off and "jobs.ray.address" in platform.jobs_off and "hub's pod" in platform.jobs_off
     # the magic says so in one line
     with pytest.raises(JobsError, match="jobs are off on this platform"):
         JobsClient.from_env(c.Spawner.environment)
