@@ -20,6 +20,7 @@ from services.jobs.backends.base import ResultUnavailable
 from services.jobs.explain import explain
 from services.jobs.logs import TRUNCATED
 from services.jobs.models import Job, JobState
+from spawner import cgroups
 from spawner.resources import Resources
 
 from .conftest import CPUS, LOG_MAX_BYTES, PLATFORM_SECRETS, Harness
@@ -139,7 +140,8 @@ def test_a_job_the_cluster_never_saw_is_no_error(harness: Harness) -> None:
 def test_a_worker_sees_the_contract_and_nothing_of_the_platform(harness: Harness) -> None:
     code = (
         "import json, os\n"
-        "print('ENV', json.dumps({**os.environ, 'WORKER_UID': str(os.getuid())}), flush=True)\n"
+        "cgroup = open('/proc/self/cgroup').read()\n"
+        "print('ENV', json.dumps({**os.environ, 'WORKER_UID': str(os.getuid()), 'CG': cgroup}), flush=True)\n"
     )
     job = harness.submit(code)
     assert harness.wait(job.id, ENDED).state == JobState.SUCCEEDED
@@ -155,6 +157,8 @@ def test_a_worker_sees_the_contract_and_nothing_of_the_platform(harness: Harness
     assert (env["HOME"], env["USER"], env["LAVAHUB_JOB_ID"]) == (home, user, job.id)
     uid = pwd.getpwnam(user).pw_uid if os.geteuid() == 0 else os.geteuid()
     assert int(env["WORKER_UID"]) == uid
+    if cgroups.this_machine().get("cpu") is not None:  # held to its bundle, where cgroups are writable
+        assert f"/lavahub/job-{job.id}-worker-0" in env["CG"], env["CG"]
     print(f"{harness.name}: a worker's environment has {len(env)} variables: {sorted(env)}")
 
 

@@ -55,12 +55,13 @@ def test_workspace_from_a_template_opens_in_the_personal_directory(platform):
         assert (shared.st_uid, shared.st_gid) == (account.pw_uid, grp.getgrnam("lavahub-p-vision").gr_gid)
         # ... and in a cgroup holding it to its 2 CPUs and 1 GiB, where the machine has writable ones
         controllers = cgroups.this_machine()
-        if controllers.get("memory") is not None and controllers.get("cpu") is not None:
+        memory_c, cpu_c = controllers.get("memory"), controllers.get("cpu")
+        if memory_c is not None and cpu_c is not None and memory_c.version == 1:
             groups = Path(f"/proc/{pid}/cgroup").read_text()
             assert "/lavahub/workspace-alice" in groups, groups
-            memory = controllers.path(controllers.get("memory"), "workspace-alice")
+            memory = controllers.path(memory_c, "workspace-alice")
             assert int((memory / "memory.limit_in_bytes").read_text()) == 2**30
-            cpu = controllers.path(controllers.get("cpu"), "workspace-alice")
+            cpu = controllers.path(cpu_c, "workspace-alice")
             assert int((cpu / "cpu.cfs_quota_us").read_text()) == 200_000
         assert env["LAVAHUB_PROJECT"] == "vision"
         assert env["LAVAHUB_TEMPLATE"] == "python"

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from services.jobs.backends.ray import private
 from services.jobs.backends.ray.jobdir import SPEC_ENV, STATE_FILE, volume_of
 from services.jobs.backends.untrusted import append_to, make_dirs, replace
+from spawner import cgroups
+from spawner.gpus import inventory
 
 PR_SET_PDEATHSIG = 1
 WORKER = [sys.executable, "-P", "-m", "lavahub_jupyter.runtime.bootstrap"]
@@ -77,23 +80,41 @@ def open_log(job_dir: Path, name: str, owner: tuple[int, int] | None) -> int:
         os.close(logs)
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the Ray worker running us dies (cancel, node loss).
+def as_owner(account: dict[str, Any] | None, group: cgroups.Cgroup | None) -> Callable[[], None]:
+    """A `preexec_fn`: join the worker's cgroup (as root: its files are root's), become the job's
+    owner (when there is an account), then get SIGKILL when the Ray worker running us dies
+    (cancel, node loss): a change of user clears that setting, so it comes last."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded here: the forked child only calls it
 
-    Runs after the child became the job's user (a change of user clears this setting)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    def preexec() -> None:
+        if group is not None:
+            group.join_self()
+        if account is not None:
+            os.setgroups(account["groups"])
+            os.setgid(account["gid"])
+            os.setuid(account["uid"])
+            os.umask(USER_UMASK)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return preexec
 
 
-def as_owner(account: dict[str, Any] | None) -> dict[str, Any]:
-    """Popen's arguments that start a process as the job's owner (nothing when there is no account)."""
-    if account is None:
-        return {}
-    return {
-        "user": account["uid"],
-        "group": account["gid"],
-        "extra_groups": account["groups"],
-        "umask": USER_UMASK,
-    }
+def worker_cgroup(job_id: str, rank: int, spec: dict[str, Any], gpu_ids: list[str]) -> cgroups.Cgroup | None:
+    """The worker's cgroup, with its bundle's CPUs, memory and GPUs, where the machine offers one."""
+    controllers = cgroups.this_machine()
+    if not controllers.usable:
+        return None
+    limits = cgroups.Limits(
+        cpus=spec["cpus"] or None,
+        memory_bytes=spec["memory"] or None,
+        gpus_allowed=tuple(int(g) for g in gpu_ids),
+        all_gpus=tuple(g.index for g in inventory()),
+    )
+    try:
+        return cgroups.create(controllers, f"job-{job_id}-worker-{rank}", limits)
+    except cgroups.CgroupError as e:
+        logging.getLogger(__name__).warning("worker %d of job %s has no limits: %s", rank, job_id, e)
+        return None
 
 
 def owner_of(account: dict[str, Any] | None) -> tuple[int, int] | None:
@@ -119,12 +140,14 @@ def run_worker(job_dir: str, rank: int, env: dict[str, str], spec: dict[str, Any
     environment = {**env, "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids)}
     account = spec["account"]
     out = open_log(Path(job_dir), f"worker-{rank}.log", owner_of(account))
+    group = worker_cgroup(spec["id"], rank, spec, gpu_ids)
+    preexec = as_owner(account, group)
     head = None
     try:
         if spec["framework"] == "ray":
             head = private.start_head(
                 job_id=spec["id"], cpus=spec["cpus"], gpus=len(gpu_ids), env=environment,
-                log=out, popen=as_owner(account),
+                log=out, preexec=preexec, owner=owner_of(account),
             )  # fmt: skip
             environment["RAY_ADDRESS"] = head.address
         process = subprocess.Popen(
@@ -134,8 +157,7 @@ def run_worker(job_dir: str, rank: int, env: dict[str, str], spec: dict[str, Any
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            **as_owner(account),
+            preexec_fn=preexec,
         )
         return process.wait()
     except private.HeadFailed as e:
@@ -145,6 +167,8 @@ def run_worker(job_dir: str, rank: int, env: dict[str, str], spec: dict[str, Any
         if head is not None:
             head.stop()
         os.close(out)
+        if group is not None:
+            group.remove()  # a group still busy (a worker's orphan) is left, never killed
 
 
 def worker_env(

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 READY = b"Ray runtime started"  # what `ray start` prints once the head takes drivers
 START_TIMEOUT = 120.0  # seconds: a head starts in 3-10 s here, far longer on a busy 2-core machine
@@ -64,18 +64,26 @@ class Head:
 
 
 def start_head(
-    *, job_id: str, cpus: float, gpus: int, env: dict[str, str], log: int, popen: dict[str, Any]
+    *,
+    job_id: str,
+    cpus: float,
+    gpus: int,
+    env: dict[str, str],
+    log: int,
+    preexec: Callable[[], None],
+    owner: tuple[int, int] | None,
 ) -> Head:
     """Start the head (`ray start --head --block`) and wait until it takes drivers.
 
     `env` is the worker's own (no platform token: this cluster has none), `log` the
-    worker's log descriptor, `popen` what makes the process the job's owner.
+    worker's log descriptor, `preexec` what puts the process in the worker's cgroup and makes
+    it the job's owner.
     """
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     # short: Ray's socket paths must fit in 107 bytes
     temp_dir = tempfile.mkdtemp(prefix=f"lh-{job_id[:8]}-", dir="/tmp")
-    if "user" in popen:
-        os.chown(temp_dir, popen["user"], popen["group"])
+    if owner is not None:
+        os.chown(temp_dir, *owner)
     port = _free_port()
     command = [
         ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
@@ -91,7 +99,7 @@ def start_head(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        **popen,
+        preexec_fn=preexec,
     )
     head = Head(process, f"127.0.0.1:{port}", temp_dir)
     started = threading.Event()
