@@ -5,7 +5,7 @@ one quota per project, so both processes record what they hold here, and
 `Holdings.reserve` checks the quota against every holding of the project and
 records the new one in one transaction under the database's write lock: two
 processes can never both take the last share. The local Ray head records the
-GPUs it was offered, so no workspace is given them while it runs.
+GPUs it was offered, so that workspaces are given other GPUs first while it runs.
 """
 
 from __future__ import annotations
@@ -85,7 +85,12 @@ class Short:
     held: float
     asks: float
 
+    def of(self, resources: Resources) -> float:
+        """How much of this resource `resources` holds."""
+        return {"GPUs": resources.gpus, "CPUs": resources.cpus, "memory": resources.memory}[self.resource]
+
     def amount(self, value: float) -> str:
+        """`value` of this resource as quota messages write it (`1.5`, `8Gi`)."""
         if self.resource == "CPUs":
             return format_cpus(value)
         if self.resource == "memory":

@@ -15,6 +15,7 @@ from tornado import httpclient, web
 
 from spawner.errors import PublicError
 from spawner.projects import Project, project_from_group
+from spawner.resources import Quota
 from spawner.store import TemplateStore
 from spawner.volumes import Volume, kube_volume_plan, local_volume_plan
 
@@ -53,7 +54,12 @@ class Context:
         self.logs = JobLogs(config.job_logs_dir, max_bytes=caps.max_bytes, max_line_bytes=caps.max_line_bytes)
         self.payloads = Payloads(config.data_dir / "jobs")
         self.supervisor = Supervisor(
-            self.store, backend, self.logs, self.payloads, max_pending=config.jobs.max_pending
+            self.store,
+            backend,
+            self.logs,
+            self.payloads,
+            max_pending=config.jobs.max_pending,
+            quota_of=self.quota,
         )
         self._groups: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -73,6 +79,11 @@ class Context:
             return project_from_group(name, group.get("properties"), group.get("users", []))
         except PublicError:
             return None
+
+    async def quota(self, name: str) -> Quota | None:
+        """The project's quota as its group says it now; None while the group cannot be read."""
+        project = await self.project(name)
+        return project.quota if project is not None else None
 
     def volumes(self, caller: Caller, project: str) -> tuple[Volume, ...]:
         """The caller's volume plan in `project`, as the caller's workspaces (and so workers) see it."""
