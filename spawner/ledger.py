@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 from .errors import PublicError
-from .gpus import Gpu, GpuAllocator, normalize_model
+from .gpus import Gpu, GpuAllocator
 from .holdings import CLUSTER, WORKSPACE, GpuChoice, Holding, Holdings, usage
 from .resources import Resources
 from .workspace import WorkspaceRequest
@@ -81,28 +81,29 @@ class Ledger:
         return tuple(by_index[i] for i in indices if i in by_index)
 
     def _chooser(self, holder: str, count: int, model: str | None) -> GpuChoice:
-        """`count` GPUs (of `model`) no one else holds, chosen inside the reservation's transaction."""
+        """`count` GPUs (of `model`) no other workspace holds, chosen inside the reservation's
+        transaction: first those the jobs' Ray head was not offered, then, only if those are too
+        few, the head's too (Ray may then give a job the same GPU: said in the hub's log)."""
 
         def choose(held: Mapping[int, str]) -> list[int]:
+            by_workspaces = [i for i, kind in held.items() if kind != CLUSTER]
             allocator = GpuAllocator(self.gpus)
-            allocator.restore(OTHERS, held)
+            allocator.restore(OTHERS, held)  # the head's too: try without them first
             try:
                 return [g.index for g in allocator.allocate(holder, count, model)]
             except PublicError as e:
-                wanted = [g for g in self.gpus if model is None or g.product == normalize_model(model)]
-                taken = [held[g.index] for g in wanted if g.index in held]
-                by_cluster = taken.count(CLUSTER)
-                if e.field != "gpus" or not by_cluster:
+                if e.field != "gpus" or len(by_workspaces) == len(held):
                     raise
-                # the allocator counts every held GPU as a workspace's: say which the jobs have
-                raise PublicError(
-                    e.message.replace(
-                        f"({len(taken)} held by other workspaces)",
-                        f"({len(taken) - by_cluster} held by other workspaces, {by_cluster} by the "
-                        "jobs' Ray cluster)",
-                    ),
-                    hint=e.hint,
-                    field=e.field,
-                ) from None
+            allocator = GpuAllocator(self.gpus)
+            allocator.restore(OTHERS, by_workspaces)
+            chosen = [g.index for g in allocator.allocate(holder, count, model)]
+            shared = [i for i in chosen if held.get(i) == CLUSTER]
+            log.warning(
+                "Workspace %r is given GPUs %s, which the jobs' Ray head was offered too: no other was "
+                "free (jobs may use them until the head restarts)",
+                holder,
+                shared,
+            )
+            return chosen
 
         return choose

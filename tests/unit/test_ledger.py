@@ -69,14 +69,20 @@ def test_gpu_refusal_leaves_no_holding(url, projects, templates):
     assert "alice/c" not in ledger.usage("vision")
 
 
-def test_the_jobs_ray_head_gpus_are_not_given_to_workspaces(ledger, projects, templates):
+def test_workspaces_get_the_jobs_ray_head_gpus_last(ledger, projects, templates, caplog):
     head = Holding(CLUSTER, "local-ray-head", "", "", Resources())
     ledger.holdings.reserve(head, choose_gpus=lambda held: [0, 1, 2])
-    got = ledger.reserve("alice", request(projects, templates, project="vision", template="pytorch", gpus=1))
-    assert [g.index for g in got] == [3]
-    with pytest.raises(PublicError) as refused:
-        ledger.reserve("alice/b", request(projects, templates, project="vision", template="pytorch", gpus=1))
-    assert "(1 held by other workspaces, 3 by the jobs' Ray cluster)" in refused.value.message
+    vision = dict(project="vision", template="pytorch", gpus=1)
+    assert [g.index for g in ledger.reserve("alice", request(projects, templates, **vision))] == [3]
+    assert not caplog.records
+    # nothing else is free: one of the head's, said in the hub's log (Ray may give it to a job too)
+    assert [g.index for g in ledger.reserve("alice/b", request(projects, templates, **vision))] == [0]
+    assert "which the jobs' Ray head was offered too" in caplog.text
+    ledger.reserve("alice/c", request(projects, templates, **vision))
+    ledger.reserve("alice/d", request(projects, templates, **vision))
+    with pytest.raises(PublicError) as refused:  # project vision's quota is 4 GPUs: alice/d was the 4th
+        ledger.reserve("alice/e", request(projects, templates, **vision))
+    assert "quota of 4 GPUs" in refused.value.message
 
 
 def test_two_hub_processes_never_share_a_gpu(url, projects, templates):
