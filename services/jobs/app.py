@@ -39,6 +39,7 @@ from .supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_SECONDS = 10
+QUOTA_RETRY_SECONDS = 1.0
 
 
 class Context:
@@ -62,6 +63,7 @@ class Context:
             quota_of=self.quota,
         )
         self._groups: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._quota_failed: dict[str, float] = {}  # when a project's group last could not be read
 
     async def project(self, name: str) -> Project | None:
         """A project's settings from the hub's group (cached briefly; membership comes from the user)."""
@@ -81,9 +83,21 @@ class Context:
             return None
 
     async def quota(self, name: str) -> Quota | None:
-        """The project's quota as its group says it now; None while the group cannot be read."""
-        project = await self.project(name)
-        return project.quota if project is not None else None
+        """The project's quota as its group says it now; None while the group cannot be read
+        (then asked again at most every QUOTA_RETRY_SECONDS: the supervisor asks every round)."""
+        failed = self._quota_failed.get(name)
+        if failed is not None and time.monotonic() - failed < QUOTA_RETRY_SECONDS:
+            return None
+        try:
+            project = await self.project(name)
+        except OSError as e:  # the hub does not answer at all
+            log.warning("Cannot reach the hub for group %r: %r", name, str(e))
+            project = None
+        if project is None:
+            self._quota_failed[name] = time.monotonic()
+            return None
+        self._quota_failed.pop(name, None)
+        return project.quota
 
     def volumes(self, caller: Caller, project: str) -> tuple[Volume, ...]:
         """The caller's volume plan in `project`, as the caller's workspaces (and so workers) see it."""

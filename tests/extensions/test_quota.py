@@ -7,6 +7,7 @@ order they were submitted, and their explanations say their place.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -168,3 +169,15 @@ def test_a_job_larger_than_the_whole_quota_is_refused(service: JobsService) -> N
         "Project 'default' has a quota of 1 CPUs, and this job asks for 2 in all: it could never start."
     )
     assert answer.json()["field"] == "cpus"
+
+
+def test_a_group_the_hub_cannot_answer_is_asked_for_again_only_after_a_while(service: JobsService) -> None:
+    def quota(name: str) -> Any:
+        assert service._loop is not None
+        return asyncio.run_coroutine_threadsafe(service.ctx.quota(name), service._loop).result(10)
+
+    assert quota("default") is not None
+    asked = len(service.hub.asked)
+    assert quota("gone") is None  # no such group (deleted since): the hub says 404
+    assert quota("gone") is None
+    assert len(service.hub.asked) == asked + 1, "not asked again at once (admission asks every round)"
