@@ -11,6 +11,7 @@ and the home page say so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import grp
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from . import cgroups
 from .accounts import Account, Naming, account_groups, ensure_account
 from .base import WorkspaceSpawnerMixin, refusal
 from .errors import PublicError
-from .gpus import GpuAllocator, inventory
+from .gpus import inventory
+from .holdings import Holdings
 from .ledger import Ledger
 from .local_plan import (
     LocalWorkspacePlan,
@@ -41,9 +43,17 @@ USER_UMASK = 0o007  # files a user makes in a project directory stay writable by
 
 
 @functools.cache
-def local_ledger() -> Ledger:
-    """The hub process's one ledger over this machine's GPUs."""
-    return Ledger(GpuAllocator(inventory()))
+def local_ledger(database_url: str) -> Ledger:
+    """The hub process's one ledger over this machine's GPUs, kept in lavahub's database.
+
+    Made by the first workspace the hub restores or starts. JupyterHub restores every
+    still-running workspace before its start-up first awaits, so a reconciliation run
+    just after that releases the holdings of workspaces no longer running.
+    """
+    ledger = Ledger(Holdings(database_url), inventory())
+    with contextlib.suppress(RuntimeError):  # no event loop (a script): nothing to reconcile
+        asyncio.get_running_loop().call_soon(ledger.reconcile)
+    return ledger
 
 
 class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
@@ -79,7 +89,7 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         self._lavahub_events.clear()
         self.emit(10, "Checking template, project and resources")
         request = self.resolve_request()
-        ledger = local_ledger()
+        ledger = local_ledger(self.database_url)
         try:
             gpus = ledger.reserve(self.holder, request)
         except PublicError as e:
@@ -174,7 +184,7 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         try:
             await super().stop(now=now)
         finally:
-            local_ledger().release(self.holder)
+            local_ledger(self.database_url).release(self.holder)
             if self.enforce_limits:
                 await asyncio.to_thread(self._remove_cgroup)
 
@@ -208,16 +218,17 @@ class LocalSpawner(WorkspaceSpawnerMixin, SimpleLocalProcessSpawner):
         held = state.get(STATE_KEY)
         if held and self.pid:
             res = held["resources"]
-            local_ledger().restore(
+            local_ledger(self.database_url).restore(
                 self.holder,
                 held["project"],
                 Resources(cpus=res["cpus"], memory=parse_memory(res["memory"]), gpus=res["gpus"]),
                 held["gpus"],
+                user=self.user.name,
             )
             self.home_dir = self.notebook_dir = held.get("home", self.home_dir)
 
     def clear_state(self) -> None:
         super().clear_state()
-        local_ledger().release(self.holder)
+        local_ledger(self.database_url).release(self.holder)
         self._plan = None
         self._account = None

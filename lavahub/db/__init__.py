@@ -6,7 +6,7 @@ this package imports neither. The schema is only ever changed by a migration
 (`lavahub/db/migrations/versions/`), never by `create_all`.
 """
 
-from .engine import Base, make_engine, sqlite_file
+from .engine import Base, locked, make_engine, sqlite_file
 from .migrate import Upgrade, current, head, upgrade
 
-__all__ = ["Base", "Upgrade", "current", "head", "make_engine", "sqlite_file", "upgrade"]
+__all__ = ["Base", "Upgrade", "current", "head", "locked", "make_engine", "sqlite_file", "upgrade"]

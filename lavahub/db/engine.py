@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # the hub and both services share one file; writers wait, not fail
@@ -43,3 +45,24 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")  # in-memory databases answer "memory"; fine
     finally:
         cursor.close()
+
+
+@contextmanager
+def locked(connection: Connection, key: int) -> Iterator[None]:
+    """One transaction that holds the database's write lock (SQLite: `BEGIN IMMEDIATE`) or the
+    advisory lock `key` (PostgreSQL) until it is committed, so two processes that each read and
+    then write (a migration, a quota reservation) run one after the other, never interleaved."""
+    if connection.in_transaction():
+        connection.rollback()  # a read's autobegun transaction: the lock must be taken first
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.begin()
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({key})")
+    try:
+        yield
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()

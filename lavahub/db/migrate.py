@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 
-from .engine import make_engine, sqlite_file
+from .engine import locked, make_engine, sqlite_file
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # databases made by `create_all` before there were migrations hold the first revision's schema
@@ -65,7 +65,7 @@ def upgrade(url_or_engine: str | Engine) -> Upgrade:
         connection.rollback()
         if recorded and before == target:
             return Upgrade(before, target)
-        with _locked(connection):
+        with locked(connection, PG_LOCK_KEY):
             before, recorded = _revision(connection)  # another process may have just done it
             if not (recorded and before == target):
                 config = Config()
@@ -93,21 +93,3 @@ def _connection(url_or_engine: str | Engine) -> Iterator[Connection]:
     finally:
         if engine is not url_or_engine:
             engine.dispose()
-
-
-@contextmanager
-def _locked(connection: Connection) -> Iterator[None]:
-    """One transaction that holds the database's write lock (SQLite) or lavahub's advisory
-    lock (PostgreSQL) until the migrations are committed."""
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        connection.begin()
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
-    try:
-        yield
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()

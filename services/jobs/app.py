@@ -15,6 +15,7 @@ from tornado import httpclient, web
 
 from spawner.errors import PublicError
 from spawner.projects import Project, project_from_group
+from spawner.resources import Quota
 from spawner.store import TemplateStore
 from spawner.volumes import Volume, kube_volume_plan, local_volume_plan
 
@@ -38,6 +39,7 @@ from .supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_SECONDS = 10
+QUOTA_RETRY_SECONDS = 1.0
 
 
 class Context:
@@ -53,9 +55,15 @@ class Context:
         self.logs = JobLogs(config.job_logs_dir, max_bytes=caps.max_bytes, max_line_bytes=caps.max_line_bytes)
         self.payloads = Payloads(config.data_dir / "jobs")
         self.supervisor = Supervisor(
-            self.store, backend, self.logs, self.payloads, max_pending=config.jobs.max_pending
+            self.store,
+            backend,
+            self.logs,
+            self.payloads,
+            max_pending=config.jobs.max_pending,
+            quota_of=self.quota,
         )
         self._groups: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._quota_failed: dict[str, float] = {}  # when a project's group last could not be read
 
     async def project(self, name: str) -> Project | None:
         """A project's settings from the hub's group (cached briefly; membership comes from the user)."""
@@ -73,6 +81,23 @@ class Context:
             return project_from_group(name, group.get("properties"), group.get("users", []))
         except PublicError:
             return None
+
+    async def quota(self, name: str) -> Quota | None:
+        """The project's quota as its group says it now; None while the group cannot be read
+        (then asked again at most every QUOTA_RETRY_SECONDS: the supervisor asks every round)."""
+        failed = self._quota_failed.get(name)
+        if failed is not None and time.monotonic() - failed < QUOTA_RETRY_SECONDS:
+            return None
+        try:
+            project = await self.project(name)
+        except OSError as e:  # the hub does not answer at all
+            log.warning("Cannot reach the hub for group %r: %r", name, str(e))
+            project = None
+        if project is None:
+            self._quota_failed[name] = time.monotonic()
+            return None
+        self._quota_failed.pop(name, None)
+        return project.quota
 
     def volumes(self, caller: Caller, project: str) -> tuple[Volume, ...]:
         """The caller's volume plan in `project`, as the caller's workspaces (and so workers) see it."""

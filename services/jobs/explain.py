@@ -7,12 +7,30 @@ backend explains itself in the same style.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from spawner.holdings import Short
 from spawner.resources import format_cpus, format_memory
 
 from .backends.base import Diagnosis, Shortfall
 from .models import Job, JobState
+
+
+@dataclass(frozen=True)
+class QuotaWait:
+    """A pending job not yet admitted to its project's quota, as facts: counts, never names.
+
+    `position`: its place in the project's queue (1: the head). `short`: what does
+    not fit (its own need, or the head's that blocks it); None when the quota could
+    not be read. `workspaces`, `jobs`: how many of each hold some of that resource.
+    """
+
+    project: str
+    position: int
+    short: Short | None = None
+    workspaces: int = 0
+    jobs: int = 0
 
 
 def explain(
@@ -21,19 +39,38 @@ def explain(
     diagnosis: Diagnosis | None,
     ahead: Sequence[Job],
     failing_lines: Sequence[str],
+    quota: QuotaWait | None = None,
 ) -> dict[str, Any]:
     """Explain `job` from what the backend and the store know.
 
     `diagnosis`: the backend's facts about a pending job; `ahead`: unfinished jobs
     submitted before this one, by anyone (only the caller's own are named, the
-    others are counted); `failing_lines`: the failing worker's last lines.
+    others are counted); `failing_lines`: the failing worker's last lines;
+    `quota`: why it is not yet admitted to its project's quota, if it is not.
     """
     diagnosis = diagnosis or Diagnosis()
     asks = f"{job.workers} worker{'s' if job.workers != 1 else ''} x ({job.resources.describe()})"
     details: list[str] = []
     suggestions: list[str] = []
 
-    if job.state == JobState.PENDING:
+    if job.state == JobState.PENDING and quota is not None:
+        summary = _quota_wait(quota)
+        details.append(
+            f"Jobs of project {quota.project} start in the order they were submitted, each once the "
+            "project's running workspaces and jobs leave room for it in the project's quota."
+        )
+        if diagnosis.waiting_for:
+            details.append(f"The cluster is not ready either: it waits for {diagnosis.waiting_for}.")
+        if ahead:
+            mine = [j.id for j in ahead if j.user == job.user]
+            details.append(_ahead(len(ahead), mine))
+        if quota.short is not None:
+            suggestions.append(
+                f"stop a workspace of project {quota.project} you no longer use, or cancel one of "
+                "your own earlier jobs"
+            )
+        details.insert(0, f"It asks for {asks}.")
+    elif job.state == JobState.PENDING:
         if diagnosis.waiting_for:
             summary = f"The job is waiting for {diagnosis.waiting_for}."
             details.append("Jobs submitted meanwhile are kept and start as soon as it is ready.")
@@ -74,6 +111,32 @@ def explain(
     else:
         summary = f"The job was cancelled{': ' + job.reason if job.reason else ''}."
     return {"state": job.state.value, "summary": summary, "details": details, "suggestions": suggestions}
+
+
+def _quota_wait(wait: QuotaWait) -> str:
+    """`The job is waiting for project default's quota: 1 of 1 CPUs held by 1 workspace and 1 job;
+    2nd in the project's queue.`"""
+    place = f"{ordinal(wait.position)} in the project's queue"
+    short = wait.short
+    if short is None:
+        return (
+            f"The job is waiting for project {wait.project}'s quota, which could not be read from the "
+            f"hub just now; {place}."
+        )
+    holders = " and ".join(
+        f"{n} {kind}{'s' if n != 1 else ''}"
+        for n, kind in ((wait.workspaces, "workspace"), (wait.jobs, "job"))
+        if n
+    )
+    held = f"{short.amount(short.held)} of {short.amount(short.limit)} {short.resource} held"
+    by = f" by {holders}" if holders else ""
+    return f"The job is waiting for project {wait.project}'s quota: {held}{by}; {place}."
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _ahead(n: int, mine: Sequence[str]) -> str:

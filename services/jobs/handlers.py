@@ -91,16 +91,8 @@ class JobsHandler(APIHandler):
         ctx = self.ctx
         projects = await self.caller_projects()
         capacity = await ctx.backend.capacity()
-        # no await from here to the store's add: the counts below are those the new job joins
+        # no await from here to the store's add: the count below is the one the new job joins
         project = _chosen_project(body, projects)
-        in_use = (
-            {
-                f"{j.user}/{j.id}": j.total
-                for j in ctx.store.list(project=project.name, unfinished=True, limit=10_000)
-            }
-            if project
-            else {}
-        )
         spec = validate_submission(
             body,
             caller=self.caller,
@@ -109,7 +101,6 @@ class JobsHandler(APIHandler):
             limits=ctx.config.jobs,
             capabilities=ctx.backend.capabilities,
             capacity=capacity,
-            in_use=in_use,
             unfinished=len(
                 ctx.store.list(
                     user=self.caller.name, unfinished=True, limit=ctx.config.jobs.max_unfinished_per_user
@@ -194,7 +185,9 @@ class ExplainHandler(APIHandler):
             source = f"[worker-{rank}] " if rank is not None else "[launcher] "
             failing = ctx.logs[job.id].tail(source, 10)
         diagnosis = await ctx.backend.diagnose(job) if job.state == JobState.PENDING else None
-        told = explain(job, diagnosis=diagnosis, ahead=ahead, failing_lines=failing)
+        quota = await ctx.quota(job.project) if job.state == JobState.PENDING else None
+        waits = ctx.supervisor.quota_wait(job, quota)  # after the awaits: the queue as it is now
+        told = explain(job, diagnosis=diagnosis, ahead=ahead, failing_lines=failing, quota=waits)
         self.write_model(Explanation(**told))
 
 

@@ -19,10 +19,11 @@ from typing import Any
 from lavahub_jupyter.runtime.contract import is_reserved
 
 from spawner.errors import PublicError
+from spawner.holdings import first_short
 from spawner.names import ENV_PATTERN
 from spawner.options import resolve_options
 from spawner.projects import Project
-from spawner.resources import Resources, check_quota, format_cpus, format_memory
+from spawner.resources import Quota, Resources, format_cpus, format_memory
 from spawner.templates import Template
 from spawner.volumes import Volume, by_kind
 
@@ -57,7 +58,6 @@ def validate_submission(
     limits: Any,
     capabilities: Capabilities,
     capacity: Resources | None,
-    in_use: Mapping[str, Resources],
     volumes: Sequence[Volume],
     job_id: str,
     unfinished: int = 0,
@@ -65,10 +65,11 @@ def validate_submission(
     """Check a submission against the caller's projects, the template, quota and cluster.
 
     `projects` are the caller's projects; `limits` the config's `jobs` section;
-    `capabilities` what the backend runs; `in_use` what the project's unfinished
-    jobs hold (by "user/job-id"); `capacity` the cluster's total, if known;
+    `capabilities` what the backend runs; `capacity` the cluster's total, if known;
     `volumes` the caller's volume plan (as workers see it) in the chosen project;
-    `unfinished` how many pending or running jobs the caller has.
+    `unfinished` how many pending or running jobs the caller has. Only a job that
+    could never fit the project's quota is refused: one that fits, but not while
+    the project's workspaces and jobs hold what they do, waits in the project's queue.
     """
     if not isinstance(body, Mapping):
         raise PublicError("The request body must be a JSON object.", hint=_keys_hint())
@@ -127,7 +128,7 @@ def validate_submission(
             "This platform's job backend runs no GPU jobs.", hint="ask for no GPUs (--gpus 0)", field="gpus"
         )
     _check_never_fits(total, capacity)
-    check_quota(request.project.name, request.project.quota, total, in_use)
+    check_fits_quota(request.project.name, request.project.quota, total)
 
     name = body.get("name") or "cell"
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -201,6 +202,19 @@ def _check_never_fits(total: Resources, capacity: Resources | None) -> None:
             f"{format_memory(capacity.memory)}: it could never start.",
             hint="ask for fewer workers or less memory per worker",
             field="memory",
+        )
+
+
+def check_fits_quota(project: str, quota: Quota, total: Resources) -> None:
+    """Refuse a job larger than its project's whole quota: it could never start, whatever ends."""
+    short = first_short(quota, Resources(), total)
+    if short is not None:
+        limit, what = short.amount(short.limit), short.resource
+        raise PublicError(
+            f"Project '{project}' has a quota of {limit} {what}, and this job asks for "
+            f"{short.amount(short.asks)} in all: it could never start.",
+            hint=f"ask for at most {limit} {what} in all (fewer workers or less per worker)",
+            field=what.lower(),
         )
 
 

@@ -4,6 +4,11 @@ Each job has its own record here (`Tracked`) and its own step in flight: a job
 whose backend call hangs or raises is retried with a backoff and never delays
 another job. Everything learnt goes into the store and the service's logs, so a
 restarted service (or a client that reconnects) finds the same record.
+
+A job reaches its backend only once it holds its share of the project's quota
+(`spawner.holdings`, shared with the hub's workspaces): each project's pending jobs
+are admitted in the order they were submitted, the head of the queue blocking
+the rest, and a job's share is released when it ends.
 """
 
 from __future__ import annotations
@@ -16,10 +21,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from spawner.errors import PublicError
+from spawner.holdings import JOB, WORKSPACE, Holding, Holdings, first_short
+from spawner.resources import Quota, Resources
+
 from .backends.base import Backend, BackendUnavailable, JobRefused
+from .explain import QuotaWait
 from .logs import JobLogs
 from .models import Job, JobSpec, JobState, Observation
 from .payloads import Payloads
+from .spec import check_fits_quota
 from .store import JobStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +65,19 @@ def _age(job: Job) -> float:
     return (datetime.now(UTC) - job.created).total_seconds()
 
 
+def holding(job: Job) -> Holding:
+    """What an admitted job holds of its project's quota: all its workers together."""
+    return Holding(JOB, job.id, job.user, job.project, job.total)
+
+
+# a project's quota, as the hub's group says it now; None while it cannot be read
+QuotaSource = Callable[[str], Awaitable[Quota | None]]
+
+
+async def unlimited(project: str) -> Quota | None:
+    return Quota()
+
+
 class Supervisor:
     def __init__(
         self,
@@ -63,12 +87,16 @@ class Supervisor:
         payloads: Payloads,
         *,
         max_pending: float = 24 * 3600,
+        quota_of: QuotaSource = unlimited,
+        holdings: Holdings | None = None,
     ):
         self.store = store
         self.backend = backend
         self.logs = logs
         self.payloads = payloads
         self.max_pending = max_pending  # seconds a job may wait to start
+        self.quota_of = quota_of
+        self.holdings = holdings or Holdings(store.engine)
         self._tracked: dict[str, Tracked] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -77,7 +105,25 @@ class Supervisor:
         for job in self.store.list(limit=1000):
             if job.state.done and job.submitted and not job.log_complete:
                 self._track(job.id).finishing_since = time.monotonic()
-        self._tasks = [asyncio.ensure_future(self._rounds()), asyncio.ensure_future(self._watch())]
+        self.reconcile()
+        self._tasks = [
+            asyncio.ensure_future(self._rounds()),
+            asyncio.ensure_future(self._watch()),
+            asyncio.ensure_future(self._admissions()),
+        ]
+
+    def reconcile(self) -> None:
+        """Job holdings against the store, after the service was down: a job that ended meanwhile
+        (or is unknown) holds nothing; one on the cluster without a holding (from before
+        holdings were kept) is recorded, so that it counts."""
+        unfinished = self.store.unfinished()
+        released = self.holdings.release_all_but(JOB, keep={job.id for job in unfinished})
+        if released:
+            log.info("Released the quota shares of %d jobs that ended", len(released))
+        held = self.holdings.holders(JOB)
+        for job in unfinished:
+            if job.submitted and job.id not in held:
+                self.holdings.reserve(holding(job))
 
     async def stop(self) -> None:
         steps = [t.step for t in self._tracked.values() if t.step is not None]
@@ -97,7 +143,8 @@ class Supervisor:
             await asyncio.sleep(LOG_INTERVAL)
 
     async def tick(self) -> None:
-        """One round, waiting for every step it started (the loop itself never waits)."""
+        """One admission and one round, waiting for every step it started (the loops never wait)."""
+        await self.admit()
         started = self._round()
         if started:
             await asyncio.wait(started)
@@ -108,6 +155,78 @@ class Supervisor:
             (t.job_id, self._finish) for t in list(self._tracked.values()) if t.finishing_since is not None
         ]
         return [task for job_id, step in steps if (task := self._start(job_id, step)) is not None]
+
+    # -- admission: a project's quota, first come first served ----------------------------
+    async def _admissions(self) -> None:
+        while True:
+            try:
+                await self.admit()
+            except Exception:  # the store or the hub failed: try again shortly
+                log.exception("Admitting jobs failed; continuing")
+            await asyncio.sleep(LOG_INTERVAL)
+
+    def queues(self) -> dict[str, list[Job]]:
+        """Each project's queue: its pending jobs that hold no share of its quota yet, oldest first."""
+        held = self.holdings.holders(JOB)
+        queues: dict[str, list[Job]] = {}
+        for job in self.store.unfinished():
+            if job.state == JobState.PENDING and not job.submitted and job.id not in held:
+                queues.setdefault(job.project, []).append(job)
+        return queues
+
+    async def admit(self) -> None:
+        """Admit each project's queued jobs from its head while the project's quota has room.
+
+        The head that does not fit blocks the rest of its project's queue, so a large job is
+        never overtaken forever by smaller ones. A job that no longer fits the whole quota
+        (lowered since it was accepted) fails, saying so.
+        """
+        if not self.backend.ready:
+            return  # nothing would start: no job holds quota while the cluster cannot take it
+        quotas = {project: await self.quota_of(project) for project in self.queues()}
+        # no await from here on: the queues admitted from are the ones read here
+        for project, queue in self.queues().items():
+            quota = quotas.get(project)
+            if quota is None:
+                continue  # not read from the hub just now: the queue waits
+            for job in queue:
+                try:
+                    check_fits_quota(project, quota, job.total)
+                except PublicError as e:
+                    reason = f"could not start: {e.message}"
+                    self.finished(self.store.transition(job.id, JobState.FAILED, reason=reason))
+                    continue
+                try:
+                    self.holdings.reserve(holding(job), quota)
+                except PublicError:
+                    break  # the head waits, and the rest of the project's queue behind it
+                log.info("Job %s admitted: project %r's quota has room for it", job.id, project)
+
+    def quota_wait(self, job: Job, quota: Quota | None) -> QuotaWait | None:
+        """Why a pending job is not admitted yet, as facts for `explain`: None once it holds its share
+        (or will at the next admission)."""
+        if job.state != JobState.PENDING or job.submitted:
+            return None
+        queue = [j.id for j in self.queues().get(job.project, [])]
+        if job.id not in queue:
+            return None
+        position = queue.index(job.id) + 1
+        if quota is None:
+            return QuotaWait(job.project, position)
+        held = self.holdings.list(project=job.project)
+        used = sum((h.resources for h in held), Resources())
+        head = self.store.get(queue[0]) or job
+        short = first_short(quota, used, job.total) or first_short(quota, used, head.total)
+        if short is None:
+            return None
+        holders = [h for h in held if short.of(h.resources)]
+        return QuotaWait(
+            job.project,
+            position,
+            short,
+            workspaces=sum(h.kind == WORKSPACE for h in holders),
+            jobs=sum(h.kind == JOB for h in holders),
+        )
 
     def _track(self, job_id: str) -> Tracked:
         return self._tracked.setdefault(job_id, Tracked(job_id))
@@ -143,7 +262,7 @@ class Supervisor:
             await self._expire(job)
             return
         if not job.submitted:
-            if self.backend.ready:
+            if self.backend.ready and self.holdings.get(JOB, job.id) is not None:
                 await self._submit(job, tracked)
             return
         running_for = (datetime.now(UTC) - job.started).total_seconds() if job.started else 0
@@ -159,8 +278,11 @@ class Supervisor:
         with contextlib.suppress(Exception):  # the words are a courtesy; the deadline is not
             diagnosis = await self.backend.diagnose(job)
             why = f" (waiting for {diagnosis.waiting_for})" if diagnosis.waiting_for else ""
-            if diagnosis.shortfalls:
-                why = " (not enough free " + " and ".join(s.resource for s in diagnosis.shortfalls) + ")"
+            if diagnosis.waiting_for is None and self.holdings.get(JOB, job.id) is None:
+                why = f" (waiting for project {job.project}'s quota)"
+            elif diagnosis.shortfalls:
+                short = " and ".join(s.resource for s in diagnosis.shortfalls)
+                why = f" (not enough free {short})"
         if job.submitted:
             await self.backend.cancel(job)
         reason = f"still pending after {self.max_pending:g} s, the most a job may wait{why}"
@@ -272,6 +394,8 @@ class Supervisor:
         return job
 
     def finished(self, job: Job) -> None:
+        """A job ended (any final state): its quota share is free, its last lines still to copy."""
+        self.holdings.release(JOB, job.id)
         tracked = self._track(job.id)
         if tracked.finishing_since is None:
             tracked.finishing_since = time.monotonic()

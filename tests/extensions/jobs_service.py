@@ -83,8 +83,9 @@ class Recorded:
 class JobsService:
     """Start with `start()`; `url` (through the proxy) is what `LAVAHUB_JOBS_URL` is set to."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.config = parse_config({**CONFIG, "data_dir": str(data_dir)})
+    def __init__(self, data_dir: Path, config: dict[str, Any] | None = None) -> None:
+        """`config`: keys that replace CONFIG's (its projects, say)."""
+        self.config = parse_config({**CONFIG, **(config or {}), "data_dir": str(data_dir)})
         self.plans: list[Plan] = []
         self.requests: list[Recorded] = []
         self.backend = ScriptedBackend(self.plans)
@@ -193,9 +194,9 @@ class JobsService:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path) -> Iterator[JobsService]:
+def running(data_dir: Path, config: dict[str, Any] | None = None) -> Iterator[JobsService]:
     """A started service keeping its data in `data_dir`, stopped afterwards."""
-    service = JobsService(data_dir)
+    service = JobsService(data_dir, config)
     service.start()
     try:
         yield service

@@ -48,6 +48,7 @@ class Script:
     state: JobState = JobState.PENDING
     written: list[str] = field(default_factory=list)
     handed: int = 0  # lines `logs` has handed over
+    started_at: float | None = None  # time.monotonic() when it started running
     ended_at: float | None = None  # time.monotonic() when it ended
     task: asyncio.Task[None] | None = None
 
@@ -72,7 +73,7 @@ class ScriptedBackend(Backend):
     async def _run(self, script: Script) -> None:
         plan = script.plan
         await asyncio.sleep(plan.pending)
-        script.state = JobState.RUNNING
+        script.state, script.started_at = JobState.RUNNING, time.monotonic()
         for number, line in enumerate(plan.lines):
             await asyncio.sleep(plan.interval if number else plan.startup)
             script.written.append(line)

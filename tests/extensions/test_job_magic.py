@@ -93,9 +93,9 @@ def test_detach_prints_and_returns_the_job_id_at_once(kernel: Kernel, service: J
 def test_a_refused_submission_is_one_line_without_traceback(kernel: Kernel, service: JobsService) -> None:
     run = kernel.execute("%%job --workers 4 --gpus 2\nprint('big')\n")
 
-    line = assert_one_line_error(run, "lavahub: Project 'vision' has a quota of 4 GPUs;")
-    assert "asks for 8." in line
-    assert line.endswith("GPUs, or stop a running workspace of the project)")
+    line = assert_one_line_error(run, "lavahub: Project 'vision' has a quota of 4 GPUs,")
+    assert "this job asks for 8 in all: it could never start." in line
+    assert line.endswith("(ask for at most 4 GPUs in all (fewer workers or less per worker))")
 
 
 def test_bad_arguments_and_unknown_exports_are_one_line(kernel: Kernel, service: JobsService) -> None:

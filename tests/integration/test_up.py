@@ -59,7 +59,7 @@ def test_up_upgrades_a_database_from_before_migrations_and_keeps_its_templates_a
     write_old_database(database)
     running = start_platform(tmp_path, PLATFORM)
     try:
-        assert "  database:       0001 -> 0003\n" in running.log()
+        assert "  database:       0001 -> 0004\n" in running.log()
         templates = {t["slug"]: t for t in running.client("admin").templates("GET").json()["templates"]}
         assert set(templates) == {"python", "pytorch", "retired"}
         assert templates["python"]["version"] == 2, "the stored version 1, then the config's seed"

@@ -162,10 +162,10 @@ def test_db_upgrade_prints_the_transition_and_current_the_revision(tmp_path):
     config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data")}))
     url = f"sqlite:///{tmp_path / 'data' / 'lavahub.sqlite'}"
     before = lavahub("db", "current", "--config", str(config))
-    assert before.stdout == f"lavahub database: 0001, head is 0003; `lavahub db upgrade` gets there ({url})\n"
+    assert before.stdout == f"lavahub database: 0001, head is 0004; `lavahub db upgrade` gets there ({url})\n"
     upgrade = lavahub("db", "upgrade", "--config", str(config))
     assert upgrade.returncode == 0, upgrade.stderr
-    assert upgrade.stdout == f"lavahub database: 0001 -> 0003 ({url})\n"
+    assert upgrade.stdout == f"lavahub database: 0001 -> 0004 ({url})\n"
     again = lavahub("db", "upgrade", "--config", str(config))
-    assert again.stdout == f"lavahub database: 0003, up to date ({url})\n"
+    assert again.stdout == f"lavahub database: 0004, up to date ({url})\n"
     assert lavahub("db", "current", "--config", str(config)).stdout == again.stdout

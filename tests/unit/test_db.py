@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 import lavahub.auth.store
 import services.jobs.store
+import spawner.holdings
 import spawner.store
 from lavahub import db
 from services.jobs.store import JobStore
@@ -150,6 +151,7 @@ def test_a_read_only_template_store_changes_nothing(old_database):
 
 def test_the_row_classes_match_the_migrated_schema(old_database, tmp_path):
     assert spawner.store.Base is services.jobs.store.Base is lavahub.auth.store.Base is db.Base
+    assert spawner.holdings.Base is db.Base
     fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
     for url in (old_database, fresh):
         db.upgrade(url)

@@ -61,3 +61,25 @@ def test_other_users_jobs_ahead_are_counted_never_named():
         "1 job submitted earlier is still waiting or running (yours: cccccccccccccccc)."
         in one_of_mine["details"]
     )
+
+
+def test_waiting_for_the_projects_quota_counts_holders_and_says_the_place_in_the_queue():
+    from services.jobs.explain import QuotaWait, ordinal
+    from spawner.holdings import Short
+
+    wait = QuotaWait("default", 2, Short("CPUs", 1, 1, 1), workspaces=1, jobs=1)
+    ahead = [job(JobState.RUNNING, user="bob", id="b" * 16)]
+    told = explain(job(), diagnosis=Diagnosis(), ahead=ahead, failing_lines=[], quota=wait)
+    assert told["summary"] == (
+        "The job is waiting for project default's quota: 1 of 1 CPUs held by 1 workspace and 1 job; "
+        "2nd in the project's queue."
+    )
+    assert told["details"][0] == "It asks for 2 workers x (0 GPUs, 1 CPU, 1Gi memory)."
+    text = " ".join([told["summary"], *told["details"], *told["suggestions"]])
+    assert "bob" not in text and "b" * 16 not in text
+    memory = QuotaWait("default", 1, Short("memory", 32 * GI, 30 * GI, 4 * GI), jobs=3)
+    told = explain(job(), diagnosis=None, ahead=[], failing_lines=[], quota=memory)
+    assert "30Gi of 32Gi memory held by 3 jobs; 1st in" in told["summary"]
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th",
+    ]  # fmt: skip

@@ -22,7 +22,7 @@ POD_VOLUMES = kube_volume_plan("alice", "vision", admin=False, storage=Kubernete
 def submit(body, capabilities=RAY):
     return validate_submission(
         body, caller=Caller("alice"), projects=PROJECTS, templates=TEMPLATES, limits=JobsConfig(),
-        capabilities=capabilities, capacity=None, in_use={}, volumes=POD_VOLUMES, job_id="a" * 16,
+        capabilities=capabilities, capacity=None, volumes=POD_VOLUMES, job_id="a" * 16,
     )  # fmt: skip
 
 
@@ -73,7 +73,7 @@ def test_a_user_with_as_many_unfinished_jobs_as_allowed_is_refused_another():
     def submit_with(unfinished):
         return validate_submission(
             {"code": "print(1)"}, caller=Caller("alice"), projects=PROJECTS, templates=TEMPLATES,
-            limits=JobsConfig(max_unfinished_per_user=3), capabilities=RAY, capacity=None, in_use={},
+            limits=JobsConfig(max_unfinished_per_user=3), capabilities=RAY, capacity=None,
             volumes=POD_VOLUMES, job_id="a" * 16, unfinished=unfinished,
         )  # fmt: skip
 
@@ -85,3 +85,22 @@ def test_a_user_with_as_many_unfinished_jobs_as_allowed_is_refused_another():
     )
     assert refused.value.hint and "cancel" in refused.value.hint and refused.value.field is None
     assert JobsConfig().max_unfinished_per_user == 20
+
+
+def test_only_a_job_larger_than_the_projects_whole_quota_is_refused():
+    projects = {"small": project_from_dict("small", {"members": ["alice"], "quota": {"cpus": 2}}, "p")}
+
+    def submit_to(workers):
+        return validate_submission(
+            {"code": "print(1)", "project": "small", "workers": workers, "cpus": 1}, caller=Caller("alice"),
+            projects=projects, templates=TEMPLATES, limits=JobsConfig(), capabilities=RAY, capacity=None,
+            volumes=POD_VOLUMES, job_id="a" * 16,
+        )  # fmt: skip
+
+    assert submit_to(2).workers == 2  # the whole quota: accepted, whatever holds it now
+    with pytest.raises(PublicError) as refused:
+        submit_to(3)
+    assert refused.value.message == (
+        "Project 'small' has a quota of 2 CPUs, and this job asks for 3 in all: it could never start."
+    )
+    assert refused.value.field == "cpus" and "at most 2 CPUs in all" in (refused.value.hint or "")

@@ -19,6 +19,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Integer, Unicode
 
 from spawner.accounts import AccountError, Naming, lookup
+from spawner.holdings import CLUSTER, Holding, Holdings
 from spawner.resources import Resources
 
 from ...models import Job, JobSpec, JobState, Observation
@@ -62,6 +64,7 @@ HEALTH_FAILURES = 3  # checks in a row that fail before the cluster counts as go
 RESTART_BACKOFF = (5.0, 60.0)  # a head that fails to start is tried again after 5 s, at most 60 s
 PORTS_FILE = "ports.json"  # the local head's ports, when its configured ones were taken
 LOST = "lost when the cluster restarted"
+HEAD_HOLDER = "local-ray-head"  # how the local head's GPUs are recorded in the holdings
 OWN_PORTS = (
     "dashboard-agent-listen-port",
     "dashboard-agent-grpc-port",
@@ -76,6 +79,19 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def head_gpus(machine: int, held: Iterable[int] | Mapping[int, str]) -> tuple[int, ...]:
+    """The GPUs a local head is offered: this machine's (NVML indices 0..machine-1) no one else holds."""
+    taken = set(held)
+    return tuple(i for i in range(machine) if i not in taken)
+
+
+def head_gpu_env(machine: int, offered: Iterable[int]) -> dict[str, str]:
+    """What makes the head see only `offered` (numbered as `nvidia-smi` does); nothing without GPUs."""
+    if not machine:
+        return {}
+    return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, offered))}
 
 
 def port_taken(port: int) -> bool:
@@ -95,7 +111,16 @@ class RayBackend(Backend):
 
     settings = AnyTrait(help="The `jobs.ray` config section (lavahub.config.RayConfig).")
     state_dir = Unicode(help="Where the local head keeps its token, logs and session files.")
-    num_gpus = Integer(0, help="GPUs the local head offers (from the NVML inventory).")
+    num_gpus = Integer(
+        0,
+        help="This machine's GPUs (the NVML inventory); the local head is offered those no workspace holds.",
+    )
+    database_url = Unicode(
+        "",
+        help="lavahub's database, where workspaces record their GPUs: the local head is offered the "
+        "others and records them, so that workspaces started later are given other GPUs first. "
+        "Empty: every GPU of the machine, recorded nowhere.",
+    )
     max_result_bytes = Integer(64 * 2**20, help="The largest result handed back (jobs.max_result_bytes).")
     max_line_bytes = Integer(64 * 2**10, help="The longest log line kept (jobs.logs.max_line_bytes).")
     accounts = AnyTrait(
@@ -112,6 +137,7 @@ class RayBackend(Backend):
     _start_task: asyncio.Task[None] | None = None
 
     _health_task: asyncio.Task[None] | None = None
+    _offered: tuple[int, ...] | None = None  # the GPUs the local head was started with
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -130,6 +156,7 @@ class RayBackend(Backend):
             settings=config.jobs.ray,
             state_dir=str(config.data_dir / "ray"),
             num_gpus=len(inventory()),
+            database_url=config.database_url,
             max_result_bytes=config.jobs.max_result_bytes,
             max_line_bytes=config.jobs.logs.max_line_bytes,
             accounts=Naming(config.accounts.user_prefix, config.accounts.group_prefix)
@@ -297,6 +324,7 @@ class RayBackend(Backend):
         ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
         temp = self.session_dir
         temp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        offered = await asyncio.to_thread(self._take_gpus)
         command = [
             ray,
             "start",
@@ -306,7 +334,7 @@ class RayBackend(Backend):
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
             f"--object-store-memory={self.settings.object_store_memory}",
-            f"--num-gpus={self.num_gpus}",
+            f"--num-gpus={len(offered)}",
             f"--temp-dir={temp}",
             # fixed defaults (52365, 10001, ...) would clash with any other Ray on this machine
             *(f"--{option}={free_port()}" for option in OWN_PORTS),
@@ -321,6 +349,7 @@ class RayBackend(Backend):
             "RAY_raylet_start_wait_time_s": "180",
             "RAY_agent_register_timeout_ms": "180000",
             **self.ray_env(),
+            **head_gpu_env(self.num_gpus, offered),
         }
         last = ""
         for attempt in range(1, START_ATTEMPTS + 1):
@@ -346,6 +375,24 @@ class RayBackend(Backend):
                 )
             await asyncio.sleep(0.5)
 
+    def _take_gpus(self) -> tuple[int, ...]:
+        """The GPUs for a head about to start: those no workspace holds, recorded as the head's
+        (in the same transaction), so that workspaces started later are given others first."""
+        offered = tuple(range(self.num_gpus))
+        if self.num_gpus and self.database_url:
+            head = Holding(CLUSTER, HEAD_HOLDER, user="", project="", resources=Resources())
+            taken = Holdings(self.database_url).reserve(
+                head, choose_gpus=lambda held: head_gpus(self.num_gpus, held)
+            )
+            offered = taken.gpu_indices
+        if len(offered) < self.num_gpus:
+            self.log.info(
+                "The local Ray head gets GPUs %s: workspaces hold the machine's others",
+                ",".join(map(str, offered)) or "none",
+            )
+        self._offered = offered
+        return offered
+
     @property
     def session_dir(self) -> Path:
         """Ray's temp dir: short, because Ray puts Unix sockets in it (at most 107 bytes a path)."""
@@ -356,6 +403,8 @@ class RayBackend(Backend):
         if self.address:
             return f"lavahub uses the Ray cluster at {self.address}; it is not lavahub's to stop"
         stopped = self.stop_local_head()
+        if self.num_gpus and self.database_url:  # its GPUs are the workspaces' again
+            Holdings(self.database_url).release(CLUSTER, HEAD_HOLDER)
         return (
             f"stopped the local Ray cluster ({stopped} processes)"
             if stopped
@@ -404,7 +453,8 @@ class RayBackend(Backend):
         if self.address:
             return None
         cpus = float(self.settings.num_cpus or os.cpu_count() or 1)
-        return Resources(cpus=cpus, memory=0, gpus=self.num_gpus)
+        gpus = len(self._offered) if self._offered is not None else self.num_gpus
+        return Resources(cpus=cpus, memory=0, gpus=gpus)
 
     def _client(self) -> Any:
         """One Jobs API client: making one costs an HTTP round-trip (a version check)."""
