@@ -224,3 +224,9 @@ def test_hub_config_file_configures_from_the_platform_config(tmp_path, monkeypat
 def test_the_data_dir_is_private(tmp_path, backend):
     configured(tmp_path, backend=backend)
     assert (tmp_path / "data").stat().st_mode & 0o077 == 0
+
+
+def test_one_os_user_for_everyone_is_said_on_the_home_page(tmp_path):
+    c, platform = configured(tmp_path, accounts={"mode": "off"})
+    assert not platform.os_accounts and c.LocalSpawner.accounts is False
+    assert "every workspace and job runs as the OS user" in c.JupyterHub.template_vars["announcement_home"]
