@@ -41,8 +41,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory, ray_cluster: RayCluster) 
 @pytest.fixture(scope="module")
 def workspaces(platform: Platform) -> Iterator[tuple[HubClient, HubClient]]:
     alice, bob = platform.client("alice"), platform.client("bob")
-    for client in (alice, bob):
-        response = client.spawn("", {"template": "python", "project": "default"})
+    # alice's workspace in vision, so that default's quota (3 CPUs) holds bob's and her 2-worker job
+    for client, project in ((alice, "vision"), (bob, "default")):
+        response = client.spawn("", {"template": "python", "project": project})
         assert response.status_code in (201, 202), response.text
     for client in (alice, bob):
         client.wait_ready("")
@@ -127,10 +128,13 @@ def test_whoami_in_alices_terminal_names_her_account(workspaces):
 def test_alices_job_runs_as_her_account_with_no_platform_token(platform, workspaces):
     alice, _ = workspaces
     targets = secrets_of(platform)
-    job = alice.jobs("POST", json={"code": PROBE % json.dumps(targets), "workers": 2}).json()
+    job = alice.jobs("POST", json={"code": PROBE % json.dumps(targets), "workers": 2, "project": "default"})
+    job = job.json()
     deadline = time.monotonic() + 180
     while alice.jobs("GET", f"/{job['id']}").json()["state"] not in ("succeeded", "failed", "cancelled"):
-        assert time.monotonic() < deadline, "the job did not end"
+        if time.monotonic() > deadline:
+            explained = alice.jobs("GET", f"/{job['id']}/explain").text
+            pytest.fail(f"the job did not end: {explained}")
         time.sleep(0.5)
     lines = alice.jobs("GET", f"/{job['id']}/logs").text
     results = [probe_result(line.split("] ", 1)[1]) for line in lines.splitlines() if "] PROBE " in line]
