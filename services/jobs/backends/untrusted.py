@@ -35,15 +35,21 @@ def open_regular(path: Path, *, below: Path | None = None) -> int:
     """
     fd = _open_beneath(path, below) if below is not None else _open(str(path), FLAGS)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Untrusted(f"{path.name} is {_kind(info.st_mode)}, not a regular file")
-        if info.st_nlink != 1:
-            raise Untrusted(f"{path.name} has {info.st_nlink} hard links; only a file of its own is read")
+        _file_of_its_own(fd, path.name, "read")
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _file_of_its_own(fd: int, name: str, use: str) -> os.stat_result:
+    """`fd`'s status, if it is a regular file with a single link; Untrusted otherwise."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise Untrusted(f"{name} is {_kind(info.st_mode)}, not a regular file")
+    if info.st_nlink != 1:
+        raise Untrusted(f"{name} has {info.st_nlink} hard links; only a file of its own is {use}")
+    return info
 
 
 def read_at(path: Path, offset: int, limit: int, *, below: Path | None = None) -> tuple[bytes, int]:
@@ -152,11 +158,7 @@ def append_to(directory: int, name: str, *, owner: Owner | None = None) -> int:
     fd = _open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                directory, 0o644)  # fmt: skip
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Untrusted(f"{name} is {_kind(info.st_mode)}, not a regular file")
-        if info.st_nlink != 1:
-            raise Untrusted(f"{name} has {info.st_nlink} hard links; only a file of its own is written")
+        info = _file_of_its_own(fd, name, "written")
         if owner is not None and (info.st_uid, info.st_gid) != owner:
             os.fchown(fd, *owner)
         os.set_blocking(fd, True)
