@@ -38,6 +38,7 @@ def add_commands(sub: Any) -> None:
     render.add_argument("--backend", choices=("local", "kubernetes"), help="default: the config's backend")
     config_arg(render)
     render.set_defaults(run=cmd_render_workspace)
+    add_job_commands(sub)
 
 
 def cmd_render_workspace(args: argparse.Namespace) -> int:
@@ -99,3 +100,81 @@ users: [{name: none, user: {token: none}}]
 contexts: [{name: none, context: {cluster: none, user: none}}]
 current-context: none
 """
+
+
+def add_job_commands(sub: Any) -> None:
+    render = sub.add_parser(
+        "render-job",
+        help="print the Volcano Job a cell would become, without a cluster",
+        description="Print (YAML) the Volcano Job and the ConfigMap carrying the cell that submitting "
+        "CELL_FILE as a job would create on the kubernetes backend. Nothing is contacted.",
+    )
+    render.add_argument("cell", metavar="CELL_FILE", help="the cell's Python source ('-' reads stdin)")
+    render.add_argument("--user", required=True, help="the JupyterHub user name")
+    render.add_argument("--project", help="project (default: the user's first project)")
+    render.add_argument("--template", help="template slug (default: the project's first template)")
+    render.add_argument("--workers", default="1", help="N, or MIN:MAX for an elastic job (default 1)")
+    render.add_argument("--gpus", type=int, help="GPUs per worker (default: the template's)")
+    render.add_argument("--cpus", type=float, help="CPUs per worker (default: the template's)")
+    render.add_argument("--memory", help="memory per worker such as 8Gi (default: the template's)")
+    render.add_argument("--framework", default="python", help="python, pytorch, mpi or ray")
+    render.add_argument("--name", help="the job's label (default: cell)")
+    render.add_argument("--timeout", type=int, help="seconds it may run")
+    config_arg(render)
+    render.set_defaults(run=cmd_render_job)
+
+
+def cmd_render_job(args: argparse.Namespace) -> int:
+    from lavahub.config import parse_config
+    from services.jobs.backends.volcano.backend import CAPABILITIES
+    from services.jobs.backends.volcano.render import RenderError, render
+    from services.jobs.spec import Caller, new_job_id, validate_submission
+    from spawner.errors import PublicError
+    from spawner.volumes import kube_volume_plan
+
+    config = load_config(args.config)
+    if config.backend != "kubernetes" or config.jobs.backend != "volcano":
+        # what the cluster would run: the same platform, on Kubernetes with Volcano
+        data = config.model_dump(mode="json", exclude_unset=True)
+        data.update(backend="kubernetes", bind="0.0.0.0")
+        data.setdefault("jobs", {})["backend"] = "volcano"
+        config = parse_config(data)
+    code = sys.stdin.read() if args.cell == "-" else Path(args.cell).read_text()
+    workers, _, most = args.workers.partition(":")
+    try:
+        low, high = int(workers), int(most) if most else None
+    except ValueError:
+        raise PublicError(f"--workers must be N or MIN:MAX, got {args.workers!r}") from None
+    body: dict[str, Any] = {"code": code, "framework": args.framework, "workers": high or low}
+    if high is not None:
+        body["min_workers"] = low
+    for key in ("project", "template", "gpus", "cpus", "memory", "name", "timeout"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    caller = Caller(args.user, admin=args.user in config.admins)
+    projects = {name: p for name, p in config.projects.items() if args.user in p.members}
+    project = args.project or next(iter(projects), "default")
+    spec = validate_submission(
+        body,
+        caller=caller,
+        projects=projects,
+        templates=catalogue(config),
+        limits=config.jobs,
+        capabilities=CAPABILITIES,
+        capacity=None,
+        volumes=kube_volume_plan(args.user, project, admin=caller.admin, storage=config.kubernetes_storage),
+        job_id=new_job_id(),
+    )
+    try:
+        rendered = render(
+            spec,
+            namespace=config.jobs_namespace,
+            volcano=config.jobs.volcano,
+            settings=config.kubernetes,
+            storage=config.kubernetes_storage,
+            result_token="<made at submission>",
+        )
+    except RenderError as e:
+        raise PublicError(str(e)) from None
+    yaml.safe_dump_all([rendered.job, rendered.files], sys.stdout, sort_keys=False)
+    return 0

@@ -15,6 +15,8 @@ from .fields import (
     Port,
     Positive,
     Section,
+    Slug,
+    Whole,
     refuse,
 )
 
@@ -53,6 +55,32 @@ class RayConfig(Section):
                     hint="pick a port outside it, such as 6380 or 8265",
                 )
         return self
+
+
+class VolcanoConfig(Section):
+    """Volcano on Kubernetes: each job a gang-scheduled `batch.volcano.sh` Job in its project's queue."""
+
+    namespace: Slug | None = Field(
+        None, description="The namespace of the jobs' Volcano Jobs and pods. Default: kubernetes.namespace."
+    )
+    scheduler_name: Slug = Field("volcano", description="The scheduler that places the jobs' pods.")
+    max_retry: Whole = Field(
+        3, description="How often Volcano restarts a job whose node was lost (maxRetry) before it fails."
+    )
+    ttl_seconds_after_finished: Whole = Field(
+        600,
+        description="Seconds Volcano keeps an ended job's pods (ttlSecondsAfterFinished); lavahub keeps "
+        "their logs and the result either way.",
+    )
+    priority_class: Slug | None = Field(
+        None, description="The priorityClassName of every job's pods, unless its project names one."
+    )
+    master_port: Port = Field(29500, description="MASTER_PORT of python jobs (rank 0 listens there).")
+    workspaces_in_queues: Flag = Field(
+        False,
+        description="Schedule workspaces with Volcano in their project's queue too, so notebooks and jobs "
+        "share one quota as they do on one machine.",
+    )
 
 
 MIN_LINE_BYTES = 256  # room for a line's prefix and the marker of a cut line
@@ -112,9 +140,15 @@ class JobsConfig(Section):
         description="Where the service keeps each job's log (<logs_dir>/<job id>/output.log); put it "
         "off the database's volume so that no job's output can fill that. Default: <data_dir>/jobs.",
     )
-    # The Volcano backend adds "volcano" here, and its own section `volcano` beside `ray`.
-    backend: Literal["ray"] = Field("ray", description="What runs jobs: ray (a Ray cluster).")
+    backend: Literal["ray", "volcano"] = Field(
+        "ray",
+        description="What runs jobs: ray (a Ray cluster, or a local head), or volcano (gang-scheduled "
+        "Volcano Jobs; the kubernetes backend only).",
+    )
     ray: RayConfig = Field(default_factory=RayConfig, description="The Ray cluster (backend ray).")
+    volcano: VolcanoConfig = Field(
+        default_factory=VolcanoConfig, description="Volcano on the cluster (backend volcano)."
+    )
 
     @model_validator(mode="after")
     def _timeouts(self) -> JobsConfig:

@@ -225,6 +225,12 @@ class PlatformConfig(Section):
                 at="auth.type",
                 hint="use local (a password per user), oauth or pam",
             )
+        if self.jobs.backend == "volcano" and self.backend != "kubernetes":
+            raise refuse(
+                "Volcano runs jobs on a Kubernetes cluster; this platform's backend is local",
+                at="jobs.backend",
+                hint="use ray (a local Ray head) on one machine, or set backend: kubernetes",
+            )
         if self.backend == "local" and not is_loopback(self.bind):
             raise refuse(
                 f"the local backend listens on loopback only, got {self.bind!r}",
@@ -296,6 +302,11 @@ class PlatformConfig(Section):
     def job_logs_dir(self) -> Path:
         """Where the jobs service keeps each job's log: `jobs.logs_dir`, else `<data_dir>/jobs`."""
         return self.jobs.logs_dir or self.data_dir / "jobs"
+
+    @property
+    def jobs_namespace(self) -> str:
+        """Where Volcano jobs and their pods live: jobs.volcano.namespace, else the workspaces'."""
+        return self.jobs.volcano.namespace or self.kubernetes.namespace
 
     @property
     def jobs_off(self) -> str | None:

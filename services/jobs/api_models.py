@@ -26,6 +26,12 @@ class Submission(BaseModel):
 
     code: str = Field(description="The cell's Python source; every worker runs it as a script.")
     workers: int | None = Field(None, ge=1, description="Processes that run the cell together (a gang).")
+    min_workers: int | None = Field(
+        None,
+        ge=1,
+        description="Elastic jobs: the gang starts once this many workers can (up to `workers`); "
+        "backends that run no elastic jobs refuse it.",
+    )
     framework: Framework | None = Field(None, description="How the workers are wired together.")
     gpus: int | None = Field(None, ge=0, description="GPUs per worker (default: the template's).")
     cpus: float | None = Field(None, gt=0, description="CPUs per worker (default: the template's).")
@@ -86,6 +92,11 @@ class Explanation(BaseModel):
     summary: str
     details: list[str]
     suggestions: list[str]
+    reason: str | None = Field(
+        None,
+        description="A pending job's kind of wait, where known: WaitingForQuota, NoNodeFits, "
+        "GangIncomplete, QueueClosed, ImagePull, Starting.",
+    )
 
 
 class Result(BaseModel):

@@ -70,6 +70,17 @@ def explain(
                 "your own earlier jobs"
             )
         details.insert(0, f"It asks for {asks}.")
+    elif job.state == JobState.PENDING and diagnosis.reason:
+        summary, more, next_steps = _coded(job, diagnosis)
+        details.extend(more)
+        suggestions.extend(next_steps)
+        details.extend(diagnosis.notes)
+        if ahead:
+            mine = [j.id for j in ahead if j.user == job.user]
+            details.append(_ahead(len(ahead), mine))
+            if mine and diagnosis.reason == "WaitingForQuota":
+                suggestions.append("cancel one of your own earlier jobs: " + ", ".join(mine[:5]))
+        details.insert(0, f"It asks for {asks}.")
     elif job.state == JobState.PENDING:
         if diagnosis.waiting_for:
             summary = f"The job is waiting for {diagnosis.waiting_for}."
@@ -110,7 +121,75 @@ def explain(
         summary = "The job succeeded."
     else:
         summary = f"The job was cancelled{': ' + job.reason if job.reason else ''}."
-    return {"state": job.state.value, "summary": summary, "details": details, "suggestions": suggestions}
+    told: dict[str, Any] = {
+        "state": job.state.value,
+        "summary": summary,
+        "details": details,
+        "suggestions": suggestions,
+    }
+    if job.state == JobState.PENDING:
+        told["reason"] = "WaitingForQuota" if quota is not None else diagnosis.reason
+    return told
+
+
+def _coded(job: Job, d: Diagnosis) -> tuple[str, list[str], list[str]]:
+    """Summary, details and next steps for a wait the backend gave a reason code."""
+    pool = d.pool or "default"
+    place = f"; {ordinal(d.position)} in the queue" if d.position else ""
+    if d.reason == "QueueClosed":
+        why = d.waiting_for or f"queue {pool}, which is closed"
+        return (
+            f"The job is waiting for {why}: no job of it starts until an admin opens it.",
+            [],
+            [f"ask an admin to open queue {pool} (`lavahub queues sync` makes each project's queue)"],
+        )
+    if d.reason == "WaitingForQuota" and d.shortfalls:
+        s = d.shortfalls[0]
+        need, total = _amount(s.resource, s.need), _amount(s.resource, s.total)
+        used = _amount(s.resource, s.total - s.free)
+        by = f" by {d.holders} job{'s' if d.holders != 1 else ''}" if d.holders else ""
+        summary = (
+            f"The job is waiting for quota: it needs {need} {s.resource} in queue {pool}, whose capability "
+            f"is {total}, {used} in use{by}{place}."
+        )
+        steps = ["wait: it starts when jobs ahead of it in the queue end"]
+        per_worker = s.need / max(job.workers, 1)
+        if s.free >= per_worker > 0:
+            steps.append(f"ask for fewer workers: {int(s.free // per_worker)} would fit in the queue now")
+        else:
+            steps.append(f"ask for fewer {s.resource} per worker")
+        return summary, [_shortfall(x) for x in d.shortfalls[1:]], steps
+    if d.reason == "NoNodeFits" and d.shortfalls:
+        s = d.shortfalls[0]
+        need, free = _amount(s.resource, s.need), _amount(s.resource, s.free)
+        summary = (
+            f"The job is waiting: no node has {need} free {s.resource} for one worker "
+            f"(the most free on any node it may use is {free})."
+        )
+        steps = [f"ask for fewer {s.resource} per worker (at most {free} fit on one node now)"]
+        if s.resource == "GPUs":
+            steps.append("choose another GPU model, if the template offers one")
+        steps.append("or wait for a node to free up")
+        return summary, [], steps
+    if d.reason == "GangIncomplete":
+        gang = d.gang or job.workers
+        if d.fits is not None:
+            summary = (
+                f"The job is waiting for all {gang} of its workers to be placed at once: only {d.fits} fit "
+                "on the cluster's nodes now."
+            )
+            steps = [f"ask for at most {d.fits} workers", "or wait: it starts when enough nodes are free"]
+        else:
+            summary = f"The job is waiting for all {gang} of its workers to be placed at once."
+            steps = ["ask for fewer workers, or wait"]
+        return summary, [], steps
+    if d.reason == "ImagePull":
+        return (
+            "The job is waiting: a worker's image cannot be pulled.",
+            [],
+            ["check the template's image with an admin; cancel the job meanwhile"],
+        )
+    return f"The job is starting{place}.", [], []
 
 
 def _quota_wait(wait: QuotaWait) -> str:

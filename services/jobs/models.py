@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from spawner.projects import Project
 from spawner.resources import Resources
+from spawner.templates import template_from_dict
 from spawner.volumes import Volume
+from spawner.workspace import WorkspaceRequest
 
 
 class JobState(enum.StrEnum):
@@ -55,20 +58,38 @@ class JobSpec:
     result: str | None = None
     queue: str = "default"
     gpu_type: str | None = None
+    # one worker as a workspace request: the template and project a cluster backend places it by
+    # (GPU resource, node selector, tolerations, node pool), through the spawner's own plan
+    request: WorkspaceRequest | None = None
+    min_workers: int | None = None  # elastic: the gang starts with this many, up to `workers`
 
     @property
     def total(self) -> Resources:
         return self.resources * self.workers
 
+    @property
+    def gang(self) -> int:
+        """How many workers must start together: all of them, or an elastic job's minimum."""
+        return self.min_workers or self.workers
+
     def record(self) -> dict[str, Any]:
         """What the store keeps of the spec besides its columns, to rebuild it for `submit`."""
-        return {
+        record: dict[str, Any] = {
             "image": self.image,
             "env": self.env,
             "cwd": self.cwd,
             "volumes": [v.to_dict() for v in self.volumes],
             "gpu_type": self.gpu_type,
+            "min_workers": self.min_workers,
         }
+        if self.request is not None:
+            r = self.request
+            record["request"] = {
+                "admin": r.admin,
+                "template": {**r.template.to_dict(), "version": r.template.version},
+                "node_pool": r.project.node_pool,
+            }
+        return record
 
     @classmethod
     def restore(cls, job: Job, record: dict[str, Any], code: str, exports: bytes | None) -> JobSpec:
@@ -94,7 +115,26 @@ class JobSpec:
             result=job.result,
             queue=job.queue,
             gpu_type=record.get("gpu_type"),
+            request=_request(job, record),
+            min_workers=record.get("min_workers"),
         )
+
+
+def _request(job: Job, record: dict[str, Any]) -> WorkspaceRequest | None:
+    """The per-worker request of a stored spec (None for jobs stored before it was kept)."""
+    saved = record.get("request")
+    if not saved:
+        return None
+    template = dict(saved["template"])
+    version = template.pop("version", 0)
+    return WorkspaceRequest(
+        user=job.user,
+        admin=bool(saved.get("admin")),
+        project=Project(job.project, queue=job.queue, node_pool=saved.get("node_pool")),
+        template=template_from_dict(template).with_version(version),
+        resources=job.resources,
+        gpu_type=record.get("gpu_type"),
+    )
 
 
 @dataclass

@@ -108,6 +108,25 @@ def validate_submission(
             f"workers must be a whole number from 1 to {limits.max_workers}, got {workers!r}.",
             field="workers",
         )
+    min_workers = body.get("min_workers")
+    if min_workers is not None:
+        if not capabilities.elastic:
+            raise PublicError(
+                "This platform's job backend runs no elastic jobs.",
+                hint="give one number of workers (--workers N)",
+                field="min_workers",
+            )
+        if (
+            isinstance(min_workers, bool)
+            or not isinstance(min_workers, int)
+            or not 1 <= min_workers <= workers
+        ):
+            raise PublicError(
+                f"min_workers must be a whole number from 1 to workers ({workers}), got {min_workers!r}.",
+                field="min_workers",
+            )
+        if min_workers == workers:
+            min_workers = None
     if framework in capabilities.driver_frameworks and workers != 1:
         raise PublicError(
             f"A {framework} job runs one driver that schedules its own tasks; workers must be 1.",
@@ -171,6 +190,8 @@ def validate_submission(
         result=result,
         queue=request.project.queue,
         gpu_type=request.gpu_type,
+        request=request,
+        min_workers=min_workers,
     )
 
 

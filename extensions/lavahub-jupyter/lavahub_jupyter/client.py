@@ -50,6 +50,7 @@ class JobRequest(TypedDict, total=False):
 
     code: Required[str]
     workers: int
+    min_workers: int
     framework: str
     gpus: int
     cpus: float

@@ -53,6 +53,18 @@ def _count(minimum: int):
     return parse
 
 
+def _workers(text: str) -> tuple[int, int | None]:
+    """`N`, or `MIN:MAX` for an elastic job (the gang starts with MIN, up to MAX)."""
+    low, colon, high = text.partition(":")
+    count = _count(1)
+    if not colon:
+        return count(low), None
+    least, most = count(low), count(high)
+    if least > most:
+        raise argparse.ArgumentTypeError(f"{text!r}: MIN is more than MAX")
+    return most, least
+
+
 def _cpus(text: str) -> float:
     try:
         value = float(text)
@@ -126,7 +138,11 @@ class JobMagics(Magics):
     # -- %%job ---------------------------------------------------------------------
 
     @magic_arguments()
-    @argument("--workers", type=_count(1), help="how many workers run the cell (each gets RANK, WORLD_SIZE)")
+    @argument(
+        "--workers",
+        type=_workers,
+        help="how many workers run the cell (each gets RANK, WORLD_SIZE); MIN:MAX for an elastic job",
+    )
     @argument("--gpus", type=_count(0), help="GPUs per worker")
     @argument("--cpus", type=_cpus, help="CPUs per worker")
     @argument("--memory", help="memory per worker, like 4Gi")
@@ -177,10 +193,14 @@ class JobMagics(Magics):
 
     def _request(self, args: argparse.Namespace, cell: str) -> JobRequest:
         request: JobRequest = {"code": cell, "cwd": os.getcwd()}
-        for key in ("workers", "framework", "gpus", "cpus", "memory", "name", "timeout", "result"):
+        for key in ("framework", "gpus", "cpus", "memory", "name", "timeout", "result"):
             value = getattr(args, key)
             if value is not None:
                 request[key] = value
+        if args.workers is not None:
+            request["workers"], least = args.workers
+            if least is not None:
+                request["min_workers"] = least
         project = args.project or os.environ.get(PROJECT_ENV)
         if project:
             request["project"] = project

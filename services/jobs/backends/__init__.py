@@ -11,7 +11,10 @@ from typing import Any
 from .base import Backend
 
 # name -> "module:class"; each class has `from_config(platform_config)`
-BACKENDS = {"ray": "services.jobs.backends.ray.backend:RayBackend"}
+BACKENDS = {
+    "ray": "services.jobs.backends.ray.backend:RayBackend",
+    "volcano": "services.jobs.backends.volcano.backend:VolcanoBackend",
+}
 
 
 def load_backend(config: Any) -> Backend:

@@ -77,6 +77,10 @@ class Diagnosis:
     cannot start: then the reason says why). `shortfalls`: what is missing, in
     the pool or queue named by `pool`. `position`: the job's place in its queue,
     where the backend knows it (the service itself counts the jobs ahead of it).
+    `reason`: a code for the kind of wait (`WaitingForQuota`, `NoNodeFits`, `GangIncomplete`,
+    `QueueClosed`, `ImagePull`, `Starting`), where the backend can tell. `holders`: how many
+    jobs run in the pool; `per_node`: the shortfall is on the best single node, not the pool;
+    `fits` of `gang`: how many of the workers that must start together would fit now.
     """
 
     waiting_for: str | None = None
@@ -84,6 +88,11 @@ class Diagnosis:
     shortfalls: tuple[Shortfall, ...] = ()
     position: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reason: str | None = None
+    holders: int | None = None
+    per_node: bool = False
+    fits: int | None = None
+    gang: int | None = None
 
 
 def shortfalls(need: Resources, used: Resources, total: Resources) -> tuple[Shortfall, ...]:

@@ -18,16 +18,18 @@ import cloudpickle
 from .contract import CODE_FILE, EXPORTS_FILE, RESULT_FILE
 
 
-def main(job_dir: Path) -> int:
-    namespace: dict[str, object] = {"__name__": "__main__", "__file__": str(job_dir / CODE_FILE)}
-    exports = job_dir / EXPORTS_FILE
+def main(job_dir: Path, files: Path | None = None) -> int:
+    """Run the cell of `files` (default: the job dir); rank 0's result goes to the job dir."""
+    files = files or job_dir
+    namespace: dict[str, object] = {"__name__": "__main__", "__file__": str(files / CODE_FILE)}
+    exports = files / EXPORTS_FILE
     if exports.exists():
         namespace.update(cloudpickle.loads(exports.read_bytes()))
-    code = (job_dir / CODE_FILE).read_text()
-    sys.argv = [str(job_dir / CODE_FILE)]
+    code = (files / CODE_FILE).read_text()
+    sys.argv = [str(files / CODE_FILE)]
     sys.path.insert(0, os.getcwd())  # now, for the cell only: as a notebook's kernel has it
     try:
-        exec(compile(code, str(job_dir / CODE_FILE), "exec"), namespace)  # the user's own cell, in their job
+        exec(compile(code, str(files / CODE_FILE), "exec"), namespace)  # the user's own cell, in their job
     finally:
         _leave_process_group()
 
