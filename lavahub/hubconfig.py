@@ -179,6 +179,9 @@ def _spawner(c: Config, platform: PlatformConfig) -> None:
     c.KubeWorkspaceSpawner.database_url = platform.database_url
     c.KubeWorkspaceSpawner.storage = platform.kubernetes_storage
     c.KubeWorkspaceSpawner.settings = platform.kubernetes
+    if platform.jobs.backend == "volcano" and platform.jobs.volcano.workspaces_in_queues:
+        # notebooks wait in their project's Volcano queue as its jobs do: one quota on the cluster
+        c.KubeWorkspaceSpawner.volcano_scheduler = platform.jobs.volcano.scheduler_name
     # Pods reach the hub at its Service (LAVAHUB_HUB_SERVICE); it listens there, or on
     # loopback when that is where pods reach it (the tests' fake kubelet runs them here).
     c.JupyterHub.hub_connect_ip = hub_service()

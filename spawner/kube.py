@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Instance, default
+from traitlets import Bool, Instance, Unicode, default
 
 from lavahub.config import KubernetesConfig, KubernetesStorage
 
@@ -57,6 +57,13 @@ class KubeWorkspaceSpawner(WorkspaceSpawnerMixin, KubeSpawner):
         config=True,
         help="Namespace, GPU and node-pool labels, tolerations. Set from the platform config's kubernetes.",
     )
+    volcano_scheduler = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Schedule workspaces with this Volcano scheduler, in their project's queue "
+        "(jobs.volcano.workspaces_in_queues); None: the cluster's default scheduler.",
+    )
     check_quota = Bool(
         True,
         config=True,
@@ -76,7 +83,13 @@ class KubeWorkspaceSpawner(WorkspaceSpawnerMixin, KubeSpawner):
         return ["jupyterhub-singleuser"]
 
     def plan(self, request: WorkspaceRequest) -> KubeWorkspacePlan:
-        return plan_kube_workspace(request, holder=self.holder, storage=self.storage, settings=self.settings)
+        return plan_kube_workspace(
+            request,
+            holder=self.holder,
+            storage=self.storage,
+            settings=self.settings,
+            volcano_scheduler=self.volcano_scheduler,
+        )
 
     async def load_user_options(self) -> None:
         """Validate, check quota, and set this start's traits; refusals reach the user as 400s."""

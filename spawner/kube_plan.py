@@ -24,6 +24,7 @@ LABEL_PREFIX = "lavahub.io"
 RESOURCES_ANNOTATION = f"{LABEL_PREFIX}/resources"  # what the workspace counts against quota
 HOLDER_ANNOTATION = f"{LABEL_PREFIX}/holder"  # `alice` or `alice/ws2`, as quota messages name it
 VGPU_MEMORY = "volcano.sh/vgpu-memory"
+VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
 INIT_MOUNT = "/lavahub"
 # directory modes: a home only for its owner, a project for its group, the global area for reading
 MODES = {PERSONAL: "0700", PROJECT: "2770", GLOBAL: "0755"}
@@ -37,6 +38,7 @@ class KubeWorkspacePlan:
     settings: KubernetesConfig
     storage: KubernetesStorage
     env: dict[str, str] = field(default_factory=dict)
+    volcano_scheduler: str | None = None  # set: Volcano places the pod, in the project's queue
 
     # -- what the pod asks for -----------------------------------------------------------
     @property
@@ -87,10 +89,13 @@ class KubeWorkspacePlan:
 
     @property
     def annotations(self) -> dict[str, str]:
-        return {
+        annotations = {
             RESOURCES_ANNOTATION: json.dumps(self.request.resources.to_dict(), sort_keys=True),
             HOLDER_ANNOTATION: self.holder,
         }
+        if self.volcano_scheduler:
+            annotations[VOLCANO_QUEUE_ANNOTATION] = self.request.project.queue
+        return annotations
 
     # -- storage ----------------------------------------------------------------------------
     @property
@@ -174,6 +179,7 @@ class KubeWorkspacePlan:
             "fs_gid": self.storage.gid,
             "working_dir": home,
             "notebook_dir": home,
+            **({"scheduler_name": self.volcano_scheduler} if self.volcano_scheduler else {}),
         }
 
 
@@ -183,6 +189,7 @@ def plan_kube_workspace(
     holder: str,
     storage: KubernetesStorage,
     settings: KubernetesConfig,
+    volcano_scheduler: str | None = None,
 ) -> KubeWorkspacePlan:
     volumes = kube_volume_plan(request.user, request.project.name, admin=request.admin, storage=storage)
     env = workspace_env(request, volumes)
@@ -195,7 +202,13 @@ def plan_kube_workspace(
         # without this an image built on CUDA sees every GPU of a node it lands on
         env["NVIDIA_VISIBLE_DEVICES"] = "none"
     return KubeWorkspacePlan(
-        request=request, holder=holder, volumes=volumes, settings=settings, storage=storage, env=env
+        request=request,
+        holder=holder,
+        volumes=volumes,
+        settings=settings,
+        storage=storage,
+        env=env,
+        volcano_scheduler=volcano_scheduler,
     )
 
 

@@ -178,6 +178,19 @@ def test_kubernetes_runs_no_jobs_in_the_hub_pod_without_an_external_ray(tmp_path
         JobsClient.from_env(c.Spawner.environment)
 
 
+def test_volcano_runs_jobs_on_kubernetes_and_may_queue_workspaces_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAVAHUB_HUB_SERVICE", raising=False)
+    c, platform = configured(
+        tmp_path, backend="kubernetes", bind="0.0.0.0",
+        jobs={"backend": "volcano", "volcano": {"workspaces_in_queues": True}},
+    )  # fmt: skip
+    assert platform.jobs_off is None
+    assert "jobs" in [s["name"] for s in c.JupyterHub.services]
+    assert c.KubeWorkspaceSpawner.volcano_scheduler == "volcano"
+    c, _ = configured(tmp_path, backend="kubernetes", bind="0.0.0.0", jobs={"backend": "volcano"})
+    assert "volcano_scheduler" not in c.KubeWorkspaceSpawner
+
+
 def test_user_servers_ignore_user_config_and_share_the_hubs_origin_by_default(tmp_path):
     c, _ = configured(tmp_path)
     assert c.Spawner.disable_user_config is True

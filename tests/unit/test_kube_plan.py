@@ -175,3 +175,15 @@ def test_template_environment_comes_first_and_lavahub_names_win(templates):
     plan = plan_for(projects, [template], {})
     assert plan.env["TORCH_HOME"] == "/mnt/global/torch" and plan.env["X"] == "{braces}"
     assert plan.env["LAVAHUB_TEMPLATE"] == "envy"
+
+
+def test_workspaces_may_wait_in_their_projects_volcano_queue(projects, templates):
+    mine = {n: p for n, p in projects.items() if "alice" in p.members}
+    request = resolve_options({}, user="alice", admin=False, projects=mine, templates=templates)
+    plan = plan_kube_workspace(
+        request, holder="alice", storage=STORAGE, settings=SETTINGS, volcano_scheduler="volcano"
+    )
+    traits = plan.spawner_traits()
+    assert traits["scheduler_name"] == "volcano"
+    assert traits["extra_annotations"]["scheduling.volcano.sh/queue-name"] == request.project.queue
+    assert "scheduler_name" not in plan_for(projects, templates, {}).spawner_traits()
