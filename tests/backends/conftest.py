@@ -5,13 +5,16 @@ exactly as the jobs service builds it (`load_backend`); jobs are accepted the
 way the service accepts them (payload, then record) and run by the real
 `Supervisor`, store and logs on an event loop of their own. The tests then
 assert the same states, logs, exit codes and explanations for every backend.
-A backend joins by adding a factory here; the Volcano backend will.
+A backend joins by adding a `Kind` here: `ray` runs a local Ray head; `volcano` runs
+a real kube-apiserver with Volcano's CRDs, the tests' Volcano (`tests/kubernetes/volcano.py`)
+and a kubelet that runs pods as processes (`tests/kubernetes/process_kubelet.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -33,8 +36,11 @@ from services.jobs.spec import new_job_id
 from services.jobs.store import JobStore
 from spawner.resources import Resources
 from spawner.volumes import Volume, by_kind, local_volume_plan
+from spawner.workspace import WorkspaceRequest
 from tests.conftest import passable
 from tests.hubclient import free_port
+
+from . import volcano
 
 T = TypeVar("T")
 # the platform's own secrets, in the environment the backend starts from: no job may see them
@@ -97,19 +103,23 @@ class Harness:
             template_version=1, image="python:3.11", framework=framework, workers=workers,
             resources=Resources(cpus=cpus, memory=0, gpus=0), timeout=timeout, env=env or {}, code=code,
             cwd=home, job_dir=f"{home}/.lavahub/jobs/{job_id}", volumes=volumes, exports=exports,
-            result=result,
+            result=result, request=self.kind.request(cpus),
         )  # fmt: skip
         self.payloads.save(spec.id, spec.code, spec.exports)
         return self.store.add(spec)
 
     def volumes(self) -> tuple[Volume, ...]:
-        return local_volume_plan("alice", "default", admin=False, root=self.root / "storage")
+        """alice's volumes as her jobs' workers see them."""
+        return self.kind.volumes(self.root)
 
     def home(self) -> str:
-        """alice's personal directory: where her jobs' workers start and what is their HOME."""
-        home = by_kind(self.volumes())["personal"].mount_path
-        Path(home).mkdir(parents=True, exist_ok=True)
-        return home
+        """alice's personal directory as her workers see it: where they start, and their HOME."""
+        self.local_home()
+        return by_kind(self.volumes())["personal"].mount_path
+
+    def local_home(self) -> Path:
+        """The same directory, where this test process finds it (made if missing, as hers)."""
+        return self.kind.local_home(self.root)
 
     def job(self, job_id: str) -> Job:
         job = self.store.get(job_id)
@@ -145,7 +155,7 @@ class Harness:
         return self.lines(job_id)
 
 
-def ray_backend(root: Path) -> Backend:
+def ray_backend(root: Path, loop: Loop) -> Backend:
     config = parse_config(
         {
             "data_dir": str(root / "data"),
@@ -167,11 +177,11 @@ def ray_backend(root: Path) -> Backend:
     return load_backend(config)
 
 
-def stop_ray(backend: Backend) -> None:
+def stop_ray(backend: Backend, loop: Loop) -> None:
     backend.stop_local_head()  # type: ignore[attr-defined]
 
 
-def crash_ray(backend: Backend) -> int:
+def crash_ray(backend: Backend, loop: Loop) -> int:
     """kill -9 of the local head's GCS server and raylet, as a crash or an OOM kill does."""
     import psutil
 
@@ -185,16 +195,58 @@ def crash_ray(backend: Backend) -> int:
     return killed
 
 
+def local_volumes(root: Path) -> tuple[Volume, ...]:
+    return local_volume_plan("alice", "default", admin=False, root=root / "storage")
+
+
+def local_home(root: Path) -> Path:
+    home = Path(by_kind(local_volumes(root))["personal"].mount_path)
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def ray_user() -> tuple[str, int]:
+    # as root every worker runs as its owner's own OS account (lavahub up made it), else as ours
+    user = "lavahub-alice" if os.geteuid() == 0 else "alice"
+    return user, pwd.getpwnam(user).pw_uid if os.geteuid() == 0 else os.geteuid()
+
+
+def no_request(cpus: float) -> WorkspaceRequest | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Kind:
-    """How the suite makes a backend, stops what it started, and crashes its cluster."""
+    """How the suite makes a backend, stops what it started, and crashes its cluster,
+    and what a job sees there: its volumes, the account it runs as, how a lost job reads."""
 
-    make: Callable[[Path], Backend]
-    stop: Callable[[Backend], None]
-    crash: Callable[[Backend], int]
+    make: Callable[[Path, Loop], Backend]
+    stop: Callable[[Backend, Loop], None]
+    crash: Callable[[Backend, Loop], int]
+    volumes: Callable[[Path], tuple[Volume, ...]] = local_volumes
+    local_home: Callable[[Path], Path] = local_home
+    worker_user: Callable[[], tuple[str, int]] = ray_user
+    request: Callable[[float], WorkspaceRequest | None] = no_request
+    lost_reason: str = "lost when the cluster restarted"
+    cgroups: bool = True  # workers are held to their share by lavahub's own cgroups
+    reads_job_dir: bool = True  # the service reads files a job can write (its launcher's logs)
 
 
-BACKENDS: dict[str, Kind] = {"ray": Kind(ray_backend, stop_ray, crash_ray)}
+BACKENDS: dict[str, Kind] = {
+    "ray": Kind(ray_backend, stop_ray, crash_ray),
+    "volcano": Kind(
+        volcano.make,
+        volcano.stop,
+        volcano.crash,
+        volumes=volcano.volumes,
+        local_home=volcano.local_home,
+        worker_user=volcano.worker_user,
+        request=volcano.request,
+        lost_reason=volcano.LOST,
+        cgroups=False,
+        reads_job_dir=False,
+    ),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(BACKENDS))
@@ -204,8 +256,8 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     root = passable(tmp_path_factory.mktemp(f"backend-{request.param}"))
     saved = {key: os.environ.get(key) for key in PLATFORM_SECRETS}
     os.environ.update(PLATFORM_SECRETS)  # as the jobs service's own environment has them
-    backend = make(root)
     loop = Loop()
+    backend = make(root, loop)
     try:
         loop.run(backend.setup())
         deadline = time.monotonic() + START_TIMEOUT
@@ -219,7 +271,7 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         loop.run(harness.supervisor.stop())
         loop.run(backend.cleanup())
     finally:
-        stop(backend)
+        stop(backend, loop)
         loop.close()
         for key, value in saved.items():
             if value is None:

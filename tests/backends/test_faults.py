@@ -26,7 +26,7 @@ def test_a_crashed_cluster_comes_back_and_the_jobs_it_lost_end_failed(harness: H
     waiting = harness.submit("print('after the crash', flush=True)\n")
 
     lost = harness.wait(job.id, ENDED, timeout=240)
-    assert (lost.state, lost.reason) == (JobState.FAILED, "lost when the cluster restarted"), lost
+    assert (lost.state, lost.reason) == (JobState.FAILED, harness.kind.lost_reason), lost
     lines = harness.complete_logs(job.id)
     assert "[worker-0] before" in lines, "no line written before the fault is lost"
     assert "[worker-0] after" not in lines

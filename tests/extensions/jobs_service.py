@@ -31,6 +31,7 @@ from tornado import httpserver, httputil, netutil, web
 
 from lavahub.config import parse_config
 from services.jobs.app import Context, make_app
+from services.jobs.backends.base import Backend
 from services.jobs.models import Job
 from services.jobs.spec import Caller
 from spawner.volumes import by_kind
@@ -83,12 +84,15 @@ class Recorded:
 class JobsService:
     """Start with `start()`; `url` (through the proxy) is what `LAVAHUB_JOBS_URL` is set to."""
 
-    def __init__(self, data_dir: Path, config: dict[str, Any] | None = None) -> None:
-        """`config`: keys that replace CONFIG's (its projects, say)."""
+    def __init__(
+        self, data_dir: Path, config: dict[str, Any] | None = None, backend: Backend | None = None
+    ) -> None:
+        """`config`: keys that replace CONFIG's (its projects, say); `backend`: a real one instead
+        of the scripted cluster (set up on the service's loop)."""
         self.config = parse_config({**CONFIG, **(config or {}), "data_dir": str(data_dir)})
         self.plans: list[Plan] = []
         self.requests: list[Recorded] = []
-        self.backend = ScriptedBackend(self.plans)
+        self.backend = backend or ScriptedBackend(self.plans)
         groups = [name for name, project in self.config.projects.items() if USER in project.members]
         self.hub = TestHub(
             {
@@ -194,9 +198,11 @@ class JobsService:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path, config: dict[str, Any] | None = None) -> Iterator[JobsService]:
+def running(
+    data_dir: Path, config: dict[str, Any] | None = None, backend: Backend | None = None
+) -> Iterator[JobsService]:
     """A started service keeping its data in `data_dir`, stopped afterwards."""
-    service = JobsService(data_dir, config)
+    service = JobsService(data_dir, config, backend)
     service.start()
     try:
         yield service

@@ -32,7 +32,7 @@ from traitlets import Instance, Integer, Unicode
 from lavahub.config import KubernetesConfig, KubernetesStorage
 from lavahub.config.jobs import VolcanoConfig
 
-from ...models import FRAMEWORKS, Job, JobSpec, Observation
+from ...models import FRAMEWORKS, Job, JobSpec, JobState, Observation
 from ..base import (
     Backend,
     BackendState,
@@ -47,7 +47,9 @@ from . import diagnose
 from .informer import Informer
 from .podlogs import Followers
 from .render import API_VERSION, FRAMEWORK_LABEL, JOB_ID_LABEL, MANAGED_BY, RenderError, files_name, render
-from .states import observe
+from .states import observe, phase_of
+
+STOPPING = {"Aborting", "Aborted", "Terminating", "Terminated", "Failed"}
 
 # kubernetes_asyncio's stubs type every request body as its model class; its client sends a
 # plain dict as it is, hence `type: ignore[arg-type]` where a call passes one
@@ -285,6 +287,8 @@ class VolcanoBackend(Backend):
 
     async def status(self, job: Job) -> Observation:
         vcjob = self._vcjob(job)
+        if job.state == JobState.CANCELLED and (vcjob is None or phase_of(vcjob) in STOPPING):
+            return Observation(JobState.CANCELLED, reason=job.reason)
         if vcjob is None and job.backend_state.get("name"):
             try:
                 vcjob = await self.custom.get_namespaced_custom_object(
@@ -311,9 +315,20 @@ class VolcanoBackend(Backend):
                 if changed is not None and job.id not in changed:
                     continue
                 try:
-                    yield job.id, await self.status(job)
+                    seen = await self.status(job)
+                    if job.state == JobState.PENDING and seen.state.done and self._ran(job):
+                        yield job.id, Observation(JobState.RUNNING)  # it ran between two looks
+                    yield job.id, seen
                 except (ApiException, OSError, aiohttp.ClientError) as e:
                     log.warning("Observing job %s: %r", job.id, e)
+
+    def _ran(self, job: Job) -> bool:
+        """Whether the job's workers started, though it was never seen running (it was quick)."""
+        vcjob = self._vcjob(job) or {}
+        status = vcjob.get("status") or {}
+        if any(c.get("status") == "Running" for c in status.get("conditions") or []):
+            return True
+        return bool((status.get("succeeded") or 0) + (status.get("failed") or 0))
 
     async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         if self.followers is None:

@@ -193,12 +193,14 @@ def diagnose(facts: Facts, per_worker: Resources, workers: int) -> Diagnosis:
     if facts.nodes is not None:
         fits, best = _nodes_for(facts, need_one)
         if fits == 0:
-            resource = max(need_one, key=lambda r: r != "cpu" and r != "memory")
-            most = best.get(resource, 0.0)
+            # the resource no node has enough of, GPUs first: what the suggestion should change
+            short = [r for r in need_one if best.get(r, (0.0, 0.0))[0] < need_one[r]] or list(need_one)
+            resource = max(short, key=lambda r: r not in ("cpu", "memory"))
+            most, of = best.get(resource, (0.0, 0.0))
             return Diagnosis(
                 reason="NoNodeFits",
                 pool=queue_name,
-                shortfalls=(Shortfall(_label(resource), need_one.get(resource, 0), most, most),),
+                shortfalls=(Shortfall(_label(resource), need_one.get(resource, 0), most, of),),
                 notes=_volcano_said(facts),
                 per_node=True,
             )
@@ -213,8 +215,9 @@ def diagnose(facts: Facts, per_worker: Resources, workers: int) -> Diagnosis:
     return Diagnosis(reason="GangIncomplete", pool=queue_name, gang=gang, notes=_volcano_said(facts))
 
 
-def _nodes_for(facts: Facts, need: Mapping[str, float]) -> tuple[int, dict[str, float]]:
-    """How many workers fit on the nodes' free resources now, and the most free on any one node."""
+def _nodes_for(facts: Facts, need: Mapping[str, float]) -> tuple[int, dict[str, tuple[float, float]]]:
+    """How many workers fit on the nodes' free resources now, and per resource the most free on
+    any one node (with that node's allocatable)."""
     template = {}
     with contextlib.suppress(LookupError, TypeError):
         template = facts.pods[0]["spec"]
@@ -226,18 +229,20 @@ def _nodes_for(facts: Facts, need: Mapping[str, float]) -> tuple[int, dict[str, 
             for container in pod["spec"].get("containers", []):
                 for k, v in _amounts((container.get("resources") or {}).get("requests")).items():
                     used.setdefault(node, {})[k] = used.get(node, {}).get(k, 0.0) + v
-    fits, best = 0, {}
+    fits, best = 0, dict[str, tuple[float, float]]()
     for node in facts.nodes or ():
         labels = node["metadata"].get("labels") or {}
         if any(labels.get(k) != v for k, v in selector.items()):
             continue
         if not _ready(node):
             continue
-        free = _amounts((node.get("status") or {}).get("allocatable"))
+        allocatable = _amounts((node.get("status") or {}).get("allocatable"))
+        free = dict(allocatable)
         for k, v in used.get(node["metadata"]["name"], {}).items():
             free[k] = free.get(k, 0.0) - v
         for k in need:
-            best[k] = max(best.get(k, 0.0), free.get(k, 0.0))
+            if k not in best or free.get(k, 0.0) > best[k][0]:
+                best[k] = (free.get(k, 0.0), allocatable.get(k, 0.0))
         counts = [int(free.get(k, 0.0) // v) for k, v in need.items() if v]
         fits += min(counts) if counts else 0
     return fits, best
