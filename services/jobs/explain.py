@@ -166,11 +166,11 @@ def _coded(job: Job, d: Diagnosis) -> tuple[str, list[str], list[str]]:
             f"The job is waiting: no node has {need} free {s.resource} for one worker "
             f"(the most free on any node it may use is {free})."
         )
-        steps = [f"ask for fewer {s.resource} per worker (at most {free} fit on one node now)"]
+        steps = [f"ask for at most {free} {s.resource} per worker"] if s.free > 0 else []
         if s.resource == "GPUs":
             steps.append("choose another GPU model, if the template offers one")
         steps.append("or wait for a node to free up")
-        return summary, [], steps
+        return summary, [_shortfall(x) for x in d.shortfalls], steps
     if d.reason == "GangIncomplete":
         gang = d.gang or job.workers
         if d.fits is not None:

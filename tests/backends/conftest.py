@@ -230,6 +230,7 @@ class Kind:
     lost_reason: str = "lost when the cluster restarted"
     cgroups: bool = True  # workers are held to their share by lavahub's own cgroups
     reads_job_dir: bool = True  # the service reads files a job can write (its launcher's logs)
+    one_machine: bool = True  # all of a job's workers share one machine (else: a pod each)
 
 
 BACKENDS: dict[str, Kind] = {
@@ -245,6 +246,7 @@ BACKENDS: dict[str, Kind] = {
         lost_reason=volcano.LOST,
         cgroups=False,
         reads_job_dir=False,
+        one_machine=False,
     ),
 }
 

@@ -43,7 +43,8 @@ def test_every_worker_runs_the_cell_under_the_contract(harness: Harness) -> None
     assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0), done
     lines = harness.complete_logs(job.id)
     for rank in (0, 1):
-        assert f"[worker-{rank}] rank {rank} of 2 local {rank} {job.id} True True" in lines, lines
+        local = rank if harness.kind.one_machine else 0  # LOCAL_RANK: the rank among a machine's workers
+        assert f"[worker-{rank}] rank {rank} of 2 local {local} {job.id} True True" in lines, lines
     states = [state for state, _, _ in harness.store.transitions(job.id)]
     assert states == ["pending", "running", "succeeded"], states
     assert done.started and done.finished and done.started <= done.finished

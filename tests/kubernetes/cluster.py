@@ -267,6 +267,8 @@ class KubeCluster:
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={self.port}",
                 "--insecure-port=0",
+                # the tests' nodes report an unresolvable Hostname: pods/log goes to their InternalIP
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--cert-dir={self.cert_dir}",
                 f"--token-auth-file={self.workdir / 'tokens.csv'}",
                 "--authorization-mode=RBAC",

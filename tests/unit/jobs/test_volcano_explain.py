@@ -119,7 +119,8 @@ def test_no_node_with_enough_gpus_for_one_worker() -> None:
         "The job is waiting: no node has 2 free GPUs for one worker (the most free on any node it may use is 1)."
     )
     assert f"Volcano says: {GANG_MESSAGE}" in answer["details"]
-    assert any("fewer GPUs per worker" in s for s in answer["suggestions"])
+    assert "ask for at most 1 GPUs per worker" in answer["suggestions"]
+    assert "GPUs: needs 2, 1 of 8 free." not in answer["details"]  # the best ready node has 1 of 1
 
 
 def test_single_workers_fit_but_not_the_whole_gang() -> None:

@@ -41,6 +41,7 @@ class Facts:
     queue_groups: Sequence[Mapping[str, Any]] = ()  # the namespace's PodGroups in the same queue
     events: Sequence[Mapping[str, Any]] = ()
     nodes: Sequence[Mapping[str, Any]] | None = None  # None: the service may not read nodes
+    placed: Sequence[Mapping[str, Any]] = ()  # the namespace's unfinished pods on nodes: what they use
     gpu_resource: str = "nvidia.com/gpu"
     notes: list[str] = field(default_factory=list)
 
@@ -79,6 +80,14 @@ async def gather(
     facts.events = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     with contextlib.suppress(ApiException):
         facts.nodes = (await _json(core.list_node)).get("items", [])
+    with contextlib.suppress(ApiException):  # pods of other namespaces: only Volcano's own words tell
+        running = await _json(core.list_namespaced_pod, namespace, field_selector="status.phase=Running")
+        pending = await _json(core.list_namespaced_pod, namespace, field_selector="status.phase=Pending")
+        facts.placed = [
+            p
+            for p in [*running.get("items", []), *pending.get("items", [])]
+            if (p.get("spec") or {}).get("nodeName")
+        ]
     for task in (vcjob.get("spec") or {}).get("tasks") or []:
         for container in task["template"]["spec"].get("containers", []):
             for name in (container.get("resources") or {}).get("limits") or {}:
@@ -223,7 +232,7 @@ def _nodes_for(facts: Facts, need: Mapping[str, float]) -> tuple[int, dict[str, 
         template = facts.pods[0]["spec"]
     selector = template.get("nodeSelector") or {}
     used: dict[str, dict[str, float]] = {}
-    for pod in facts.pods:
+    for pod in facts.placed or [p for p in facts.pods if (p.get("spec") or {}).get("nodeName")]:
         node = (pod.get("spec") or {}).get("nodeName")
         if node:
             for container in pod["spec"].get("containers", []):

@@ -36,6 +36,12 @@ RESULT_TOO_LARGE = "result.too-large"
 RETRY_SECONDS = 1.0
 
 
+def instant(stamp: str) -> str:
+    """A kubelet timestamp (RFC 3339, its fraction trimmed) as text that sorts as time does."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return f"{whole}.{fraction:0<9}Z"
+
+
 @dataclass
 class Stream:
     """Where one container run's log was read up to: its last timestamp, and lines at it."""
@@ -184,6 +190,7 @@ class Followers:
                         if not raw:
                             break
                         stamp, _, text = raw.decode(errors="replace").rstrip("\n").partition(" ")
+                        stamp = instant(stamp)
                         if stream.last and stamp < stream.last:
                             continue
                         if stamp == stream.last:
