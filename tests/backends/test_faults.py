@@ -20,7 +20,7 @@ def test_a_crashed_cluster_comes_back_and_the_jobs_it_lost_end_failed(harness: H
     harness.wait(job.id, {JobState.RUNNING})
     harness.wait_logs(job.id, lambda lines: "[worker-0] before" in lines)
 
-    killed = harness.kind.crash(harness.backend)
+    killed = harness.kind.crash(harness.backend, harness.loop)
     crashed_at = time.monotonic()
     assert killed, "the test found the cluster's processes to kill"
     waiting = harness.submit("print('after the crash', flush=True)\n")

@@ -203,6 +203,12 @@ class ProcessKubelet(FakeKubelet):
         return await super().register_node(name, **kwargs)
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._serve_log(request)
+        except ConnectionResetError:  # the reader went away (a follower that stopped): nothing to do
+            return web.Response(status=499)
+
+    async def _serve_log(self, request: web.Request) -> web.StreamResponse:
         key = (request.match_info["namespace"], request.match_info["pod"], request.match_info["container"])
         runs = self.runs.get(key)
         if not runs:

@@ -415,30 +415,48 @@ class FakeVolcano:
     async def _collect_garbage(
         self, jobs: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], groups: Mapping[str, Any]
     ) -> None:
-        """What a garbage collector does: objects whose owning Job is gone go too."""
+        """What the garbage collector does: objects whose owning Job is gone (by uid) go too.
+
+        An owner missing from this round's listing is looked up again before anything is
+        deleted: it may have been created after the listing (with its ConfigMap owned already).
+        """
         alive = {j["metadata"]["uid"] for j in jobs.values()}
 
-        def orphan(obj: Mapping[str, Any]) -> bool:
+        async def orphan(obj: Mapping[str, Any]) -> bool:
             owners = [o for o in obj["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"]
-            return bool(owners) and all(o.get("uid") not in alive for o in owners)
+            if not owners or any(o.get("uid") in alive for o in owners):
+                return False
+            for owner in owners:
+                try:
+                    found = await self.custom.get_namespaced_custom_object(
+                        *BATCH, self.namespace, "jobs", owner["name"]
+                    )
+                except ApiException as e:
+                    if e.status == 404:
+                        continue
+                    return False
+                if found["metadata"]["uid"] == owner.get("uid"):
+                    alive.add(owner["uid"])
+                    return False
+            return True
 
         for pod in pods:
-            if orphan(pod) and not pod["metadata"].get("deletionTimestamp"):
+            if not pod["metadata"].get("deletionTimestamp") and await orphan(pod):
                 with contextlib.suppress(ApiException):
                     await self.core.delete_namespaced_pod(pod["metadata"]["name"], self.namespace)
         for group in groups.values():
-            if orphan(group):
+            if await orphan(group):
                 with contextlib.suppress(ApiException):
                     await self.custom.delete_namespaced_custom_object(
                         *SCHEDULING, self.namespace, "podgroups", group["metadata"]["name"]
                     )
-        for kind, lister, deleter in (
-            ("configmaps", self.core.list_namespaced_config_map, self.core.delete_namespaced_config_map),
-            ("services", self.core.list_namespaced_service, self.core.delete_namespaced_service),
+        for lister, deleter in (
+            (self.core.list_namespaced_config_map, self.core.delete_namespaced_config_map),
+            (self.core.list_namespaced_service, self.core.delete_namespaced_service),
         ):
             raw = await lister(self.namespace, _preload_content=False)
             for obj in json.loads(await raw.read())["items"]:
-                if orphan(obj):
+                if await orphan(obj):
                     with contextlib.suppress(ApiException):
                         await deleter(obj["metadata"]["name"], self.namespace)
 
