@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# KubeSpawner reads the kubeconfig that kubernetes_asyncio located on its first import, and
+# the job backends import it long before the Kubernetes tier is collected: name it first.
+from tests import kubernetes as _kubernetes_tier  # noqa: F401
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """As root, a temp base of this session's own that users' accounts may pass through.

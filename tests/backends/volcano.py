@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api
+from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
 
 from lavahub.config import KubernetesConfig, KubernetesStorage
 from lavahub.config.jobs import VolcanoConfig
@@ -32,15 +31,13 @@ from spawner.templates import template_from_dict
 from spawner.volumes import Volume, kube_volume_plan
 from spawner.workspace import WorkspaceRequest
 from tests.conftest import passable
-from tests.kubernetes.cluster import KubeCluster, apiserver_binary, etcd_binary
+from tests.kubernetes.cluster import KubeCluster, apiserver_binary, etcd_binary, grant_jobs_roles
 from tests.kubernetes.process_kubelet import ProcessKubelet
 from tests.kubernetes.volcano import FakeVolcano, install_volcano_crds
 
 # kubernetes_asyncio's stubs type every request body as its model class; its client sends a
 # plain dict as it is, hence `type: ignore[arg-type]` where a call passes one
 
-REPO = Path(__file__).resolve().parents[2]
-RULES = REPO / "helm" / "lavahub" / "files"
 STORAGE = KubernetesStorage()
 CPUS = 2  # as conftest.CPUS: the node offers what the Ray head offers
 NODE = "node-1"
@@ -121,37 +118,21 @@ def make(root: Path, loop: Any) -> Backend:
     return backend
 
 
-async def grant_jobs_roles(admin: ApiClient, namespace: str, user: str = JOBS_USER) -> None:
-    """Bind `user` to exactly the chart's jobs Role (in `namespace`) and ClusterRole."""
-    rbac = RbacAuthorizationV1Api(admin)
-    subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
-    role_rules = yaml.safe_load((RULES / "jobs-role-rules.yaml").read_text())
-    cluster_rules = yaml.safe_load((RULES / "jobs-cluster-role-rules.yaml").read_text())
-    name = f"lavahub-jobs-{namespace}"
-    await rbac.create_namespaced_role(namespace, {"metadata": {"name": "lavahub-jobs"}, "rules": role_rules})  # type: ignore[arg-type]
-    await rbac.create_namespaced_role_binding(namespace, {  # type: ignore[arg-type]
-        "metadata": {"name": "lavahub-jobs"}, "subjects": subject,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lavahub-jobs"},
-    })  # fmt: skip
-    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": cluster_rules})  # type: ignore[arg-type]
-    await rbac.create_cluster_role_binding({  # type: ignore[arg-type]
-        "metadata": {"name": name}, "subjects": subject,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-    })  # fmt: skip
-
-
 async def _start(setup: Setup) -> None:
     setup.admin = admin = await setup.cluster.api_client()
     await install_volcano_crds(admin)
     await CoreV1Api(admin).create_namespace({"metadata": {"name": setup.namespace}})  # type: ignore[arg-type]
-    await grant_jobs_roles(admin, setup.namespace)
+    await grant_jobs_roles(admin, setup.namespace, JOBS_USER)
     claims = {claim: claims_root(setup.root) / claim for claim in CLAIMS}
     kubelet = ProcessKubelet(
-        admin, claims=claims, programs={"python": sys.executable, "sh": "/bin/sh"}, workdir=setup.root / "kubelet"
+        admin,
+        claims=claims,
+        programs={"python": sys.executable, "sh": "/bin/sh"},
+        workdir=setup.root / "kubelet",
     )
     await kubelet.register_node(NODE, capacity={"cpu": str(CPUS), "memory": "16Gi", "pods": "110"})
     await setup.stack.enter_async_context(kubelet.running(setup.namespace, NODE))
-    await setup.stack.enter_async_context(FakeVolcano(admin, setup.namespace).running())
+    await setup.stack.enter_async_context(FakeVolcano(admin, setup.namespace, nodes=[NODE]).running())
 
 
 def stop(backend: Backend, loop: Any) -> None:

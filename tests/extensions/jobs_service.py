@@ -92,7 +92,7 @@ class JobsService:
         self.config = parse_config({**CONFIG, **(config or {}), "data_dir": str(data_dir)})
         self.plans: list[Plan] = []
         self.requests: list[Recorded] = []
-        self.backend = backend or ScriptedBackend(self.plans)
+        self.backend: Any = backend or ScriptedBackend(self.plans)  # scripted: tests reach its `scripts`
         groups = [name for name, project in self.config.projects.items() if USER in project.members]
         self.hub = TestHub(
             {

@@ -122,7 +122,7 @@ def test_eight_concurrent_submissions_against_a_quota_of_one_run_one_at_a_time(s
     scripts = service.backend.scripts
     ran = [(s.started_at, s.ended_at) for s in scripts.values()]
     assert all(start is not None and end is not None for start, end in ran)
-    on_cluster = most_at_once(ran)  # type: ignore[arg-type]
+    on_cluster = most_at_once(ran)
     # the service's own record: running to succeeded, from each job's transitions
     recorded = []
     for job_id in ids:

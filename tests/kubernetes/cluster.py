@@ -60,6 +60,28 @@ async def grant_hub_role(admin: ApiClient, namespace: str, user: str = "hub") ->
     })  # fmt: skip
 
 
+JOBS_RULES = Path(__file__).resolve().parents[2] / "helm/lavahub/files"
+
+
+async def grant_jobs_roles(admin: ApiClient, namespace: str, user: str = "jobs") -> None:
+    """Bind `user` to exactly the chart's jobs Role (in `namespace`) and its ClusterRole."""
+    rbac = RbacAuthorizationV1Api(admin)
+    subjects = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+    rules = yaml.safe_load((JOBS_RULES / "jobs-role-rules.yaml").read_text())
+    cluster_rules = yaml.safe_load((JOBS_RULES / "jobs-cluster-role-rules.yaml").read_text())
+    cluster_role = f"lavahub-jobs-{namespace}"
+    await rbac.create_namespaced_role(namespace, {"metadata": {"name": "lavahub-jobs"}, "rules": rules})  # type: ignore[arg-type]
+    await rbac.create_namespaced_role_binding(namespace, {  # type: ignore[arg-type]
+        "metadata": {"name": "lavahub-jobs"}, "subjects": subjects,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lavahub-jobs"},
+    })  # fmt: skip
+    await rbac.create_cluster_role({"metadata": {"name": cluster_role}, "rules": cluster_rules})  # type: ignore[arg-type]
+    await rbac.create_cluster_role_binding({  # type: ignore[arg-type]
+        "metadata": {"name": cluster_role}, "subjects": subjects,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+    })  # fmt: skip
+
+
 def cache_dir() -> Path:
     """Where build-apiserver puts the binary: outside the clone, so CI builds it once per machine."""
     root = os.environ.get("LAVAHUB_CACHE") or Path.home() / ".cache" / "lavahub"

@@ -25,6 +25,7 @@ from .kubelet import FakeKubelet
 # Users the session's API server knows, with their groups; they have only what RBAC grants.
 USERS = {
     "hub": ["lavahub:hub"],
+    "jobs": ["lavahub:jobs"],
     "restricted": ["lavahub:restricted"],
 }
 

@@ -23,7 +23,6 @@ import contextlib
 import ctypes
 import datetime as dt
 import ipaddress
-import json
 import logging
 import os
 import shutil
@@ -43,6 +42,8 @@ from cryptography.x509.oid import NameOID
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from services.jobs.backends.volcano.kubeapi import read_json
 
 from .kubelet import FakeKubelet
 
@@ -80,12 +81,18 @@ def _certificate(folder: Path) -> ssl.SSLContext:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lavahub-test-kubelet")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     (folder / "kubelet.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "kubelet.key").write_bytes(
         key.private_bytes(
@@ -116,6 +123,7 @@ class PodRun:
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     deleting: bool = False
+    deletion: asyncio.Future[None] | None = None
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
@@ -283,14 +291,16 @@ class ProcessKubelet(FakeKubelet):
         kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
         while True:
             try:
-                listing = await self.core.list_namespaced_pod(namespace, _preload_content=False, **kwargs)
-                data = json.loads(await listing.read())
+                data = await read_json(self.core.list_namespaced_pod, namespace, **kwargs)
                 for pod in data["items"]:
                     await self._seen(pod, node, bind)
                 stream = watch.Watch().stream(
-                    self.core.list_namespaced_pod, namespace,
-                    resource_version=data["metadata"]["resourceVersion"], timeout_seconds=120, **kwargs,
-                )  # fmt: skip
+                    self.core.list_namespaced_pod,
+                    namespace,
+                    resource_version=data["metadata"]["resourceVersion"],
+                    timeout_seconds=120,
+                    **kwargs,
+                )
                 async with stream:
                     async for event in stream:
                         pod = event["raw_object"]
@@ -318,7 +328,7 @@ class ProcessKubelet(FakeKubelet):
                 await self.finish_deletion(meta["namespace"], meta["name"], uid)
             elif not run.deleting:
                 run.deleting = True
-                asyncio.ensure_future(self._delete(run, pod))
+                run.deletion = asyncio.ensure_future(self._delete(run, pod))
             return
         if run is None and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
             folder = Path(tempfile.mkdtemp(prefix=f"{meta['name'][:40]}-", dir=self.workdir))
@@ -362,7 +372,7 @@ class ProcessKubelet(FakeKubelet):
             self._kill(run, signal.SIGKILL)
             status = {"phase": "Failed", "reason": "Evicted", "message": f"The node {node} was lost."}
             with contextlib.suppress(ApiException):
-                await self.core.patch_namespaced_pod_status(run.name, run.namespace, {"status": status})  # type: ignore[arg-type]
+                await self.core.patch_namespaced_pod_status(run.name, run.namespace, {"status": status})
 
     # -- one pod -----------------------------------------------------------------------------
     async def _run_pod(self, run: PodRun, pod: dict[str, Any]) -> None:
@@ -372,8 +382,20 @@ class ProcessKubelet(FakeKubelet):
             hosts = await self._hosts(run, pod)
         except Exception as e:  # a missing ConfigMap or claim: the pod waits, as with a runtime
             log.warning("pod %s/%s cannot start: %s", run.namespace, run.name, e)
-            await self._status(run, {"phase": "Pending", "conditions": [
-                {"type": "ContainersReady", "status": "False", "reason": "ContainerCreating", "message": str(e)}]})  # fmt: skip
+            await self._status(
+                run,
+                {
+                    "phase": "Pending",
+                    "conditions": [
+                        {
+                            "type": "ContainersReady",
+                            "status": "False",
+                            "reason": "ContainerCreating",
+                            "message": str(e),
+                        }
+                    ],
+                },
+            )
             return
         started = _now()
         inits: list[dict[str, Any]] = []
@@ -391,18 +413,35 @@ class ProcessKubelet(FakeKubelet):
         last: dict[str, dict[str, Any]] = {}
         while True:
             statuses = [
-                {"name": c["name"], "image": c.get("image", ""), "imageID": f"fake://{c.get('image', '')}",
-                 "containerID": f"fake://{run.uid}/{c['name']}", "ready": True, "started": True,
-                 "restartCount": restarts[c["name"]], "state": {"running": {"startedAt": _now()}},
-                 **({"lastState": {"terminated": last[c["name"]]}} if c["name"] in last else {})}
+                {
+                    "name": c["name"],
+                    "image": c.get("image", ""),
+                    "imageID": f"fake://{c.get('image', '')}",
+                    "containerID": f"fake://{run.uid}/{c['name']}",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": restarts[c["name"]],
+                    "state": {"running": {"startedAt": _now()}},
+                    **({"lastState": {"terminated": last[c["name"]]}} if c["name"] in last else {}),
+                }
                 for c in containers
-            ]  # fmt: skip
-            await self._status(run, {
-                "phase": "Running", "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-                "startTime": started, "initContainerStatuses": inits, "containerStatuses": statuses,
-                "conditions": [{"type": t, "status": "True", "lastTransitionTime": _now()}
-                               for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-            })  # fmt: skip
+            ]
+            await self._status(
+                run,
+                {
+                    "phase": "Running",
+                    "hostIP": "127.0.0.1",
+                    "podIP": "127.0.0.1",
+                    "podIPs": [{"ip": "127.0.0.1"}],
+                    "startTime": started,
+                    "initContainerStatuses": inits,
+                    "containerStatuses": statuses,
+                    "conditions": [
+                        {"type": t, "status": "True", "lastTransitionTime": _now()}
+                        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+                    ],
+                },
+            )
             deadline = spec.get("activeDeadlineSeconds")
             runs = [self._container(run, pod, c, volumes, hosts) for c in containers]
             try:
@@ -413,8 +452,14 @@ class ProcessKubelet(FakeKubelet):
                 )
             except TimeoutError:
                 self._kill(run, signal.SIGKILL)
-                await self._status(run, {"phase": "Failed", "reason": "DeadlineExceeded",
-                                         "message": "Pod was active on the node longer than the specified deadline"})  # fmt: skip
+                await self._status(
+                    run,
+                    {
+                        "phase": "Failed",
+                        "reason": "DeadlineExceeded",
+                        "message": "Pod was active on the node longer than the specified deadline",
+                    },
+                )
                 return
             if run.deleting:
                 return
@@ -425,13 +470,33 @@ class ProcessKubelet(FakeKubelet):
             if policy == "Never" or (policy == "OnFailure" and not any(codes)):
                 phase = "Succeeded" if not any(codes) else "Failed"
                 statuses = [
-                    {"name": c["name"], "image": c.get("image", ""), "imageID": f"fake://{c.get('image', '')}",
-                     "containerID": f"fake://{run.uid}/{c['name']}", "ready": False, "started": False,
-                     "restartCount": restarts[c["name"]], "state": {"terminated": ended[c["name"]]}}
+                    {
+                        "name": c["name"],
+                        "image": c.get("image", ""),
+                        "imageID": f"fake://{c.get('image', '')}",
+                        "containerID": f"fake://{run.uid}/{c['name']}",
+                        "ready": False,
+                        "started": False,
+                        "restartCount": restarts[c["name"]],
+                        "state": {"terminated": ended[c["name"]]},
+                    }
                     for c in containers
-                ]  # fmt: skip
-                await self._status(run, {"phase": phase, "containerStatuses": statuses, "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": _now()}]})  # fmt: skip
+                ]
+                await self._status(
+                    run,
+                    {
+                        "phase": phase,
+                        "containerStatuses": statuses,
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "False",
+                                "reason": "PodCompleted",
+                                "lastTransitionTime": _now(),
+                            }
+                        ],
+                    },
+                )
                 return
             for c in containers:
                 restarts[c["name"]] += 1
@@ -439,13 +504,24 @@ class ProcessKubelet(FakeKubelet):
 
     @staticmethod
     def _terminated(container: Mapping[str, Any], code: int, started: str) -> dict[str, Any]:
-        return {"name": container["name"], "image": container.get("image", ""), "ready": False, "restartCount": 0,
-                "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                                         "startedAt": started, "finishedAt": _now()}}}  # fmt: skip
+        return {
+            "name": container["name"],
+            "image": container.get("image", ""),
+            "ready": False,
+            "restartCount": 0,
+            "state": {
+                "terminated": {
+                    "exitCode": code,
+                    "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": started,
+                    "finishedAt": _now(),
+                }
+            },
+        }
 
     async def _status(self, run: PodRun, status: Mapping[str, Any]) -> None:
         with contextlib.suppress(ApiException):  # deleted meanwhile
-            await self.core.patch_namespaced_pod_status(run.name, run.namespace, {"status": dict(status)})  # type: ignore[arg-type]
+            await self.core.patch_namespaced_pod_status(run.name, run.namespace, {"status": dict(status)})
 
     async def _volumes(self, run: PodRun, pod: Mapping[str, Any]) -> dict[str, Path]:
         """Each pod volume as a local directory: claims as given, ConfigMaps and Secrets written out."""
@@ -472,18 +548,12 @@ class ProcessKubelet(FakeKubelet):
         folder.mkdir(parents=True)
         if "configMap" in volume:
             source = volume["configMap"]
-            raw = await self.core.read_namespaced_config_map(
-                source["name"], run.namespace, _preload_content=False
-            )
-            obj = json.loads(await raw.read())
+            obj = await read_json(self.core.read_namespaced_config_map, source["name"], run.namespace)
             files = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
             files.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
         else:
             source = volume["secret"]
-            raw = await self.core.read_namespaced_secret(
-                source["secretName"], run.namespace, _preload_content=False
-            )
-            obj = json.loads(await raw.read())
+            obj = await read_json(self.core.read_namespaced_secret, source["secretName"], run.namespace)
             files = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
         mode = int(source.get("defaultMode", 0o644))
         items = source.get("items")
@@ -502,8 +572,7 @@ class ProcessKubelet(FakeKubelet):
         subdomain = spec.get("subdomain")
         lines = ["127.0.0.1\tlocalhost", f"127.0.0.1\t{spec.get('hostname') or run.name}"]
         if subdomain:
-            raw = await self.core.list_namespaced_pod(run.namespace, _preload_content=False)
-            for other in json.loads(await raw.read())["items"]:
+            for other in (await read_json(self.core.list_namespaced_pod, run.namespace))["items"]:
                 other_spec = other.get("spec") or {}
                 if other_spec.get("subdomain") == subdomain and other_spec.get("hostname"):
                     lines.append(f"127.0.0.1\t{other_spec['hostname']}.{subdomain}")
@@ -554,9 +623,13 @@ class ProcessKubelet(FakeKubelet):
                 mounts.append((str(source), target, bool(mount.get("readOnly"))))
             cwd = container.get("workingDir") or "/"
             process = await asyncio.create_subprocess_exec(
-                *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, preexec_fn=_in_container(mounts, hosts, uid, gid, groups, cwd),
-            )  # fmt: skip
+                *argv,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=_in_container(mounts, hosts, uid, gid, groups, cwd),
+            )
             run.processes.append(process)
             assert process.stdout is not None
             with log_run.path.open("ab") as out:
@@ -595,8 +668,12 @@ class ProcessKubelet(FakeKubelet):
             source = item.get("valueFrom") or {}
             if "fieldRef" in source:
                 path = source["fieldRef"]["fieldPath"]
-                fields = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
-                          "status.podIP": "127.0.0.1", "spec.nodeName": spec.get("nodeName", "")}  # fmt: skip
+                fields = {
+                    "metadata.name": meta["name"],
+                    "metadata.namespace": meta["namespace"],
+                    "status.podIP": "127.0.0.1",
+                    "spec.nodeName": spec.get("nodeName", ""),
+                }
                 for kind in ("labels", "annotations"):
                     for k, v in (meta.get(kind) or {}).items():
                         fields[f"metadata.{kind}['{k}']"] = v

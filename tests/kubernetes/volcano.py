@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from kubernetes_asyncio.client import ApiClient, ApiextensionsV1Api, CoreV1Api, 
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from services.jobs.backends.volcano.diagnose import quantity
+from services.jobs.backends.volcano.kubeapi import merge_patch, raw, read_json
 
 # kubernetes_asyncio's stubs type every request body as its model class; its client sends a
 # plain dict as it is, hence `type: ignore[arg-type]` where a call passes one
@@ -47,7 +47,6 @@ CRD_FILES = {
 BATCH = ("batch.volcano.sh", "v1alpha1")
 BUS = ("bus.volcano.sh", "v1alpha1")
 SCHEDULING = ("scheduling.volcano.sh", "v1beta1")
-MERGE = "application/merge-patch+json"
 GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
 ENDED = {"Completed", "Failed", "Aborted", "Terminated"}
 FINISHED_PODS = {"Succeeded", "Failed"}
@@ -124,8 +123,8 @@ async def create_queue(
     except ApiException as e:
         if e.status != 409:
             raise
-    await custom.patch_cluster_custom_object_status(
-        *SCHEDULING, "queues", name, {"status": {"state": state}}, _content_type=MERGE
+    await merge_patch(
+        custom.patch_cluster_custom_object_status, *SCHEDULING, "queues", name, {"status": {"state": state}}
     )
 
 
@@ -161,7 +160,7 @@ def _shown(value: float) -> str:
 
 
 def _matches(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    key, op, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+    key, op, values = str(expression.get("key")), expression.get("operator"), expression.get("values") or []
     if op == "In":
         return labels.get(key) in values
     if op == "NotIn":
@@ -193,8 +192,7 @@ def _node_reason(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> str | 
         if taint.get("effect") not in ("NoSchedule", "NoExecute"):
             continue
         if not any(
-            t.get("operator") == "Exists"
-            and t.get("key") in (None, taint.get("key"))
+            (t.get("operator") == "Exists" and t.get("key") in (None, taint.get("key")))
             or (t.get("key") == taint.get("key") and t.get("value") == taint.get("value"))
             for t in tolerations
         ):
@@ -306,9 +304,13 @@ def _pod(job: Mapping[str, Any], task: Mapping[str, Any], index: int) -> dict[st
 def _owner(job: Mapping[str, Any]) -> dict[str, Any]:
     meta = job["metadata"]
     return {
-        "apiVersion": "/".join(BATCH), "kind": "Job", "name": meta["name"], "uid": meta["uid"],
-        "controller": True, "blockOwnerDeletion": True,
-    }  # fmt: skip
+        "apiVersion": "/".join(BATCH),
+        "kind": "Job",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _tasks(job: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -344,7 +346,11 @@ def _policy(job: Mapping[str, Any], task_name: str | None, event: str) -> str | 
 class FakeVolcano:
     """Volcano's job controller and scheduler for one namespace, a round every `period` seconds."""
 
-    def __init__(self, admin: ApiClient, namespace: str, *, period: float = 0.2) -> None:
+    def __init__(
+        self, admin: ApiClient, namespace: str, *, period: float = 0.2, nodes: Iterable[str] | None = None
+    ) -> None:
+        """`nodes`: the only nodes it places pods on (other tests' nodes run nothing of this one's)."""
+        self.nodes = set(nodes) if nodes is not None else None
         self.core = CoreV1Api(admin)
         self.custom = CustomObjectsApi(admin)
         self.namespace = namespace
@@ -385,8 +391,7 @@ class FakeVolcano:
         jobs = {j["metadata"]["name"]: j for j in await self._list(BATCH, "jobs")}
         for command in await self._list(BUS, "commands"):
             await self._command(command, jobs)
-        pods_raw = await self.core.list_namespaced_pod(self.namespace, _preload_content=False)
-        pods = [p for p in json.loads(await pods_raw.read())["items"]]
+        pods = (await read_json(self.core.list_namespaced_pod, self.namespace))["items"]
         groups = {g["metadata"]["name"]: g for g in await self._list(SCHEDULING, "podgroups")}
         await self._collect_garbage(jobs, pods, groups)
         for job in jobs.values():
@@ -454,8 +459,7 @@ class FakeVolcano:
             (self.core.list_namespaced_config_map, self.core.delete_namespaced_config_map),
             (self.core.list_namespaced_service, self.core.delete_namespaced_service),
         ):
-            raw = await lister(self.namespace, _preload_content=False)
-            for obj in json.loads(await raw.read())["items"]:
+            for obj in (await read_json(lister, self.namespace))["items"]:
                 if await orphan(obj):
                     with contextlib.suppress(ApiException):
                         await deleter(obj["metadata"]["name"], self.namespace)
@@ -499,8 +503,12 @@ class FakeVolcano:
                 break
         if new not in ENDED and new != "Aborting":
             for task in _tasks(job):
-                done = [p for p in live if p["metadata"]["labels"].get("volcano.sh/task-spec") == task["name"]
-                        and (p.get("status") or {}).get("phase") == "Succeeded"]  # fmt: skip
+                done = [
+                    p
+                    for p in live
+                    if p["metadata"]["labels"].get("volcano.sh/task-spec") == task["name"]
+                    and (p.get("status") or {}).get("phase") == "Succeeded"
+                ]
                 if (
                     len(done) >= task["replicas"]
                     and _policy(job, task["name"], "TaskCompleted") == "CompleteJob"
@@ -564,7 +572,7 @@ class FakeVolcano:
                 "namespace": self.namespace,
                 "ownerReferences": [_owner(job)],
                 "annotations": {},
-            },  # fmt: skip
+            },
             "spec": {
                 "minMember": minimum,
                 "queue": job["spec"].get("queue") or "default",
@@ -595,13 +603,27 @@ class FakeVolcano:
                     await self.core.create_namespaced_pod(self.namespace, _pod(job, task, index))  # type: ignore[arg-type]
         name = job["metadata"]["name"]
         if "svc" in (job["spec"].get("plugins") or {}):
-            service = {"metadata": {"name": name, "namespace": self.namespace, "ownerReferences": [_owner(job)]},
-                       "spec": {"clusterIP": "None", "selector": {"volcano.sh/job-name": name},
-                                "publishNotReadyAddresses": True, "ports": [{"name": "placeholder", "port": 1}]}}  # fmt: skip
-            hosts = {f"{t['name']}.host": "\n".join(f"{name}-{t['name']}-{i}.{name}" for i in range(t["replicas"]))
-                     for t in _tasks(job)}  # fmt: skip
-            config = {"metadata": {"name": f"{name}-svc", "namespace": self.namespace, "ownerReferences": [_owner(job)]},
-                      "data": hosts}  # fmt: skip
+            service = {
+                "metadata": {"name": name, "namespace": self.namespace, "ownerReferences": [_owner(job)]},
+                "spec": {
+                    "clusterIP": "None",
+                    "selector": {"volcano.sh/job-name": name},
+                    "publishNotReadyAddresses": True,
+                    "ports": [{"name": "placeholder", "port": 1}],
+                },
+            }
+            hosts = {
+                f"{t['name']}.host": "\n".join(f"{name}-{t['name']}-{i}.{name}" for i in range(t["replicas"]))
+                for t in _tasks(job)
+            }
+            config = {
+                "metadata": {
+                    "name": f"{name}-svc",
+                    "namespace": self.namespace,
+                    "ownerReferences": [_owner(job)],
+                },
+                "data": hosts,
+            }
             with contextlib.suppress(ApiException):
                 await self.core.create_namespaced_service(self.namespace, service)  # type: ignore[arg-type]
             with contextlib.suppress(ApiException):
@@ -635,8 +657,13 @@ class FakeVolcano:
             return
         new.pop("version")
         with contextlib.suppress(ApiException):  # gone meanwhile
-            await self.custom.patch_namespaced_custom_object_status(
-                *BATCH, self.namespace, "jobs", job["metadata"]["name"], {"status": new}, _content_type=MERGE
+            await merge_patch(
+                self.custom.patch_namespaced_custom_object_status,
+                *BATCH,
+                self.namespace,
+                "jobs",
+                job["metadata"]["name"],
+                {"status": new},
             )
 
     async def _group_status(self, group: dict[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
@@ -644,10 +671,15 @@ class FakeVolcano:
         if all(current.get(k) == v for k, v in status.items()):
             return group
         try:
-            return await self.custom.patch_namespaced_custom_object(
-                *SCHEDULING, self.namespace, "podgroups", group["metadata"]["name"], {"status": dict(status)},
-                _content_type=MERGE,
-            )  # fmt: skip
+            patched: dict[str, Any] = await merge_patch(
+                self.custom.patch_namespaced_custom_object,
+                *SCHEDULING,
+                self.namespace,
+                "podgroups",
+                group["metadata"]["name"],
+                {"status": dict(status)},
+            )
+            return patched
         except ApiException:
             return group
 
@@ -662,11 +694,21 @@ class FakeVolcano:
         component = "volcano" if obj.get("kind") == "PodGroup" else "vc-controller-manager"
         body = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": self.namespace},
-            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta["name"],
-                               "namespace": self.namespace, "uid": meta.get("uid")},  # fmt: skip
-            "reason": reason, "message": message, "type": kind, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": component},
-        }  # fmt: skip
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": meta["name"],
+                "namespace": self.namespace,
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": component},
+        }
         with contextlib.suppress(ApiException):
             await self.core.create_namespaced_event(self.namespace, body)  # type: ignore[arg-type]
 
@@ -680,10 +722,12 @@ class FakeVolcano:
             await self._list(SCHEDULING, "podgroups"),
             key=lambda g: g["metadata"].get("creationTimestamp") or "",
         )
-        raw = await self.core.list_namespaced_pod(self.namespace, _preload_content=False)
-        pods = json.loads(await raw.read())["items"]
-        nodes_raw = await self.core.list_node(_preload_content=False)
-        nodes = [n for n in json.loads(await nodes_raw.read())["items"] if _ready(n)]
+        pods = (await read_json(self.core.list_namespaced_pod, self.namespace))["items"]
+        nodes = [
+            n
+            for n in (await read_json(self.core.list_node))["items"]
+            if _ready(n) and (self.nodes is None or n["metadata"]["name"] in self.nodes)
+        ]
         jobs = {j["metadata"]["name"]: j for j in await self._list(BATCH, "jobs")}
         active = [
             p
@@ -770,8 +814,15 @@ class FakeVolcano:
             await self._place(group, jobs, unbound, bound, nodes, free)
         await self._queue_status(queues, allocated)
 
-    async def _place(self, group: dict[str, Any], jobs: Mapping[str, Any], unbound: list[dict[str, Any]], bound: int,
-                     nodes: list[dict[str, Any]], free: dict[str, dict[str, float]]) -> None:  # fmt: skip
+    async def _place(
+        self,
+        group: dict[str, Any],
+        jobs: Mapping[str, Any],
+        unbound: list[dict[str, Any]],
+        bound: int,
+        nodes: list[dict[str, Any]],
+        free: dict[str, dict[str, float]],
+    ) -> None:
         trial = {k: dict(v) for k, v in free.items()}
         placed: list[tuple[dict[str, Any], str]] = []
         reasons: dict[str, dict[str, int]] = {}
@@ -800,9 +851,9 @@ class FakeVolcano:
             placed.append((pod, target))
         minimum = int(group["spec"].get("minMember") or 1)
         if bound + len(placed) >= minimum:
-            for pod, node in placed:
-                await self._bind(pod, node)
-                free[node] = _add(free[node], _requests(pod.get("spec") or {}), -1)
+            for pod, node_name in placed:
+                await self._bind(pod, node_name)
+                free[node_name] = _add(free[node_name], _requests(pod.get("spec") or {}), -1)
             return
         # the gang does not fit: say so in Volcano's words, on the PodGroup, the Job and each pod
         first = next(iter(reasons), unbound[0]["metadata"]["name"])
@@ -811,12 +862,19 @@ class FakeVolcano:
         pending = len(unbound)
         unschedulable = len(unbound) - len(alone)
         message = (
-            f"{pending}/{bound + pending} tasks in gang unschedulable: pod group is not ready, {pending} Pending, "
+            f"{pending}/{bound + pending} tasks in gang unschedulable: pod group is not ready, "
+            f"{pending} Pending, "
             f"{minimum} minAvailable; Pending: {unschedulable} Unschedulable, {len(alone)} Schedulable. "
             f"Origin reason is {first}: 0/{len(nodes)} nodes are unavailable: {origin}."
         )
-        condition = {"type": "Unschedulable", "status": "True", "reason": "NotEnoughResources", "message": message,
-                     "lastTransitionTime": _now(), "transitionID": group["metadata"].get("uid", "")}  # fmt: skip
+        condition = {
+            "type": "Unschedulable",
+            "status": "True",
+            "reason": "NotEnoughResources",
+            "message": message,
+            "lastTransitionTime": _now(),
+            "transitionID": group["metadata"].get("uid", ""),
+        }
         conditions = (group.get("status") or {}).get("conditions") or []
         if not any(c.get("message") == message for c in conditions):
             await self._group_status(
@@ -836,7 +894,10 @@ class FakeVolcano:
         for pod in unbound:
             name = pod["metadata"]["name"]
             if name in alone:
-                said = f"Pod {self.namespace}/{name} can possibly be assigned to {alone[name]}, once minAvailable is satisfied"
+                said = (
+                    f"Pod {self.namespace}/{name} can possibly be assigned to {alone[name]}, "
+                    "once minAvailable is satisfied"
+                )
                 reason = "Schedulable"
             else:
                 said, reason = message, "Unschedulable"
@@ -855,19 +916,20 @@ class FakeVolcano:
                 ]
             }
             with contextlib.suppress(ApiException):
-                await self.core.patch_namespaced_pod_status(name, self.namespace, {"status": status})  # type: ignore[arg-type]
+                await self.core.patch_namespaced_pod_status(name, self.namespace, {"status": status})
 
     async def _bind(self, pod: Mapping[str, Any], node: str) -> None:
-        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod["metadata"]["name"]},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}  # fmt: skip
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": pod["metadata"]["name"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
         with contextlib.suppress(ApiException):
-            response = await self.core.create_namespaced_pod_binding(
-                pod["metadata"]["name"],
-                self.namespace,
-                body,
-                _preload_content=False,  # type: ignore[arg-type]
+            response = await raw(
+                self.core.create_namespaced_pod_binding, pod["metadata"]["name"], self.namespace, body
             )
-            response.release()  # type: ignore[attr-defined]
+            response.release()
 
     async def _queue_status(self, queues: Mapping[str, Any], held: Mapping[str, Mapping[str, float]]) -> None:
         for name, queue in queues.items():
@@ -883,8 +945,8 @@ class FakeVolcano:
                 }
             }
             with contextlib.suppress(ApiException):
-                await self.custom.patch_cluster_custom_object_status(
-                    *SCHEDULING, "queues", name, patch, _content_type=MERGE
+                await merge_patch(
+                    self.custom.patch_cluster_custom_object_status, *SCHEDULING, "queues", name, patch
                 )
 
 

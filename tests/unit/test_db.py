@@ -193,6 +193,7 @@ def test_job_store_update_sets_only_explicit_columns(tmp_path):
         "cwd": "/tmp",
         "volumes": [],
         "gpu_type": None,
+        "min_workers": None,
     }
     store.update(job.id, submitted=True, backend_state={"ray": "raysubmit_1"})
     stored = store.get(job.id)

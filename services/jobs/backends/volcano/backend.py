@@ -63,6 +63,7 @@ SCHEDULING, SCHEDULING_VERSION = "scheduling.volcano.sh", "v1beta1"
 SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 SECRET_FILE = "result-secret"
 RESYNC_SECONDS = 5.0  # every unfinished job is observed at least this often, changed or not
+ABORT_WAIT = 10.0  # seconds Volcano is given to take an AbortJob command before the Job is deleted
 
 
 class VolcanoBackend(Backend):
@@ -99,6 +100,7 @@ class VolcanoBackend(Backend):
         self.pods_informer: Informer | None = None
         self.followers: Followers | None = None
         self._secret = b""
+        self._deletions: set[asyncio.Future[None]] = set()
 
     # -- connection ---------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -106,7 +108,7 @@ class VolcanoBackend(Backend):
         if self.kubeconfig:
             await config.load_kube_config(config_file=self.kubeconfig, client_configuration=configuration)
         else:
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         self.api = ApiClient(configuration)
         folder = Path(self.state_dir)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -136,6 +138,8 @@ class VolcanoBackend(Backend):
         ]
 
     async def cleanup(self) -> None:
+        if self._deletions:  # cancelled jobs still to delete: a few seconds at most
+            await asyncio.wait(list(self._deletions), timeout=ABORT_WAIT)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -224,7 +228,7 @@ class VolcanoBackend(Backend):
             await self.core.patch_namespaced_config_map(
                 files_name(name),
                 self.namespace,
-                {"metadata": {"ownerReferences": [owner]}},  # type: ignore[arg-type]
+                {"metadata": {"ownerReferences": [owner]}},
             )
         log.info("Job %s is Volcano Job %s/%s in queue %s", spec.id, self.namespace, name, spec.queue)
         return {"name": name, "uid": uid, "queue": spec.queue, "framework": spec.framework}
@@ -272,15 +276,35 @@ class VolcanoBackend(Backend):
             "action": "AbortJob",
             "target": target,
         }
+        created: dict[str, Any] | None = None
         try:
-            await self.custom.create_namespaced_custom_object(
+            created = await self.custom.create_namespaced_custom_object(
                 BUS, BUS_VERSION, self.namespace, "commands", command
             )
         except ApiException as e:
             if e.status == 404:
                 return
             log.warning("Job %s: the AbortJob command was not taken (%s); deleting the Job", job.id, e.reason)
-        with contextlib.suppress(ApiException):
+        # Volcano aborts the gang (its pods stop, finished ones stay); then the Job goes, and with it
+        # the pods, the files and its hold on the queue. Not waited for: cancel answers at once.
+        deletion = asyncio.ensure_future(self._delete_after(name, created))
+        self._deletions.add(deletion)
+        deletion.add_done_callback(self._deletions.discard)
+
+    async def _delete_after(self, name: str, command: Mapping[str, Any] | None) -> None:
+        """Delete the Job once Volcano took the command (or after ABORT_WAIT seconds)."""
+        deadline = asyncio.get_running_loop().time() + ABORT_WAIT
+        while command is not None and asyncio.get_running_loop().time() < deadline:
+            try:
+                await self.custom.get_namespaced_custom_object(
+                    BUS, BUS_VERSION, self.namespace, "commands", command["metadata"]["name"]
+                )
+            except ApiException:
+                break  # gone (taken), or unreadable: delete the Job either way
+            except (OSError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.2)
+        with contextlib.suppress(ApiException, OSError, aiohttp.ClientError):
             await self.custom.delete_namespaced_custom_object(
                 BATCH, BATCH_VERSION, self.namespace, "jobs", name, propagation_policy="Background"
             )
@@ -378,7 +402,7 @@ def _unavailable(doing: str) -> Any:
 
 def _message(e: ApiException) -> str:
     try:
-        return str(json.loads(e.body).get("message"))
+        return str(json.loads(e.body or b"").get("message"))
     except (TypeError, ValueError, AttributeError):
         return str(e.reason)
 

@@ -14,7 +14,6 @@ worker), `GangIncomplete` (single workers fit, all of them at once do not),
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from spawner.resources import Resources, parse_memory
 
 from ..base import Diagnosis, Shortfall
+from .kubeapi import read_json
 
 GPU_RESOURCES = ("nvidia.com/gpu",)
 IMAGE_WAITS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
@@ -44,11 +44,6 @@ class Facts:
     placed: Sequence[Mapping[str, Any]] = ()  # the namespace's unfinished pods on nodes: what they use
     gpu_resource: str = "nvidia.com/gpu"
     notes: list[str] = field(default_factory=list)
-
-
-async def _json(call: Any, *args: Any, **kwargs: Any) -> Any:
-    response = await call(*args, _preload_content=False, **kwargs)
-    return json.loads(await response.read())
 
 
 async def gather(
@@ -73,16 +68,16 @@ async def gather(
     events: list[Mapping[str, Any]] = []
     for involved in (group, meta["name"]):
         with contextlib.suppress(ApiException):
-            found = await _json(
+            found = await read_json(
                 core.list_namespaced_event, namespace, field_selector=f"involvedObject.name={involved}"
             )
             events.extend(found.get("items", []))
     facts.events = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     with contextlib.suppress(ApiException):
-        facts.nodes = (await _json(core.list_node)).get("items", [])
+        facts.nodes = (await read_json(core.list_node)).get("items", [])
     with contextlib.suppress(ApiException):  # pods of other namespaces: only Volcano's own words tell
-        running = await _json(core.list_namespaced_pod, namespace, field_selector="status.phase=Running")
-        pending = await _json(core.list_namespaced_pod, namespace, field_selector="status.phase=Pending")
+        running = await read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Running")
+        pending = await read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Pending")
         facts.placed = [
             p
             for p in [*running.get("items", []), *pending.get("items", [])]
@@ -260,7 +255,7 @@ def _nodes_for(facts: Facts, need: Mapping[str, float]) -> tuple[int, dict[str, 
 def _ready(node: Mapping[str, Any]) -> bool:
     for condition in (node.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
+            return bool(condition.get("status") == "True")
     return False
 
 

@@ -8,7 +8,6 @@ without polling all of them.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from .kubeapi import read_json
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,7 @@ class Informer:
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _list(self) -> str:
-        response = await self.list_call(**self.kwargs, _preload_content=False)
-        listing = json.loads(await response.read())
+        listing = await read_json(self.list_call, **self.kwargs)
         fresh = {item["metadata"]["name"]: item for item in listing.get("items", [])}
         for name, obj in self.objects.items():
             if name not in fresh:

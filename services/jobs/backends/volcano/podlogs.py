@@ -24,6 +24,7 @@ from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 from lavahub_jupyter.runtime.contract import RESULT_MARKER
 
+from .kubeapi import raw
 from .render import CONTAINER
 from .states import worker_label
 
@@ -40,6 +41,15 @@ def instant(stamp: str) -> str:
     """A kubelet timestamp (RFC 3339, its fraction trimmed) as text that sorts as time does."""
     whole, _, fraction = stamp.rstrip("Z").partition(".")
     return f"{whole}.{fraction:0<9}Z"
+
+
+def _seconds_since(stamp: str) -> int:
+    """Whole seconds from an `instant` until now, rounded up."""
+    import datetime as dt
+    import math
+
+    when = dt.datetime.fromisoformat(stamp.rstrip("Z")[:26]).replace(tzinfo=dt.UTC)
+    return max(1, math.ceil((dt.datetime.now(dt.UTC) - when).total_seconds()))
 
 
 @dataclass
@@ -178,18 +188,16 @@ class Followers:
                     kwargs["previous"] = True  # this run ended and the container runs again
                 else:
                     kwargs["follow"] = True
-                if stream.last:
-                    kwargs["since_time"] = stream.last
-                response = await self.core.read_namespaced_pod_log(
-                    pod, self.namespace, _preload_content=False, **kwargs
-                )
+                if stream.last:  # resume: this client has no sinceTime; the lines before `last` are skipped
+                    kwargs["since_seconds"] = _seconds_since(stream.last) + 2
+                response = await raw(self.core.read_namespaced_pod_log, pod, self.namespace, **kwargs)
                 seen_at_last = 0
                 async with response:
                     while True:
-                        raw = await response.content.readline()
-                        if not raw:
+                        line = await response.content.readline()
+                        if not line:
                             break
-                        stamp, _, text = raw.decode(errors="replace").rstrip("\n").partition(" ")
+                        stamp, _, text = line.decode(errors="replace").rstrip("\n").partition(" ")
                         stamp = instant(stamp)
                         if stream.last and stamp < stream.last:
                             continue
@@ -212,6 +220,10 @@ class Followers:
                     log.warning("Following %s's log: %s", pod, e.reason)
             except (TimeoutError, OSError, aiohttp.ClientError) as e:
                 log.warning("Following %s's log: %r; again", pod, e)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not end the job's log: log it, and follow again
+                log.exception("Following %s's log failed; again", pod)
             if not stream.done:
                 await asyncio.sleep(RETRY_SECONDS)
 
