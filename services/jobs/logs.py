@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import os
 from pathlib import Path
 from typing import BinaryIO
 
 from spawner.resources import format_memory
+
+from .waiting import within
 
 MARK_BYTES = 64 * 2**10  # one (line, offset) mark per this much of the file
 READ_BYTES = 2**20  # the most one `read` returns (but always at least one line)
@@ -136,8 +137,7 @@ class JobLog:
         """Return when there are lines past `seen`, the log is complete, or `timeout` passes."""
         if self._count > seen or self.complete:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+        await within(self._changed.wait(), timeout)
 
     def _wake(self) -> None:
         self._changed.set()

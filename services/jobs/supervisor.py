@@ -32,6 +32,7 @@ from .models import Job, JobSpec, JobState, Observation
 from .payloads import Payloads
 from .spec import check_fits_quota
 from .store import JobStore
+from .waiting import within
 
 log = logging.getLogger(__name__)
 
@@ -404,4 +405,7 @@ class Supervisor:
         """New lines from the backend into the job's log; none once that log is full, but the last."""
         job_log = self.logs[job.id]
         if job.submitted and (final or not job_log.truncated):
-            job_log.append(await asyncio.wait_for(self.backend.logs(job, final=final), LOGS_TIMEOUT))
+            came, lines = await within(self.backend.logs(job, final=final), LOGS_TIMEOUT)
+            if not came:
+                raise TimeoutError(f"the backend gave no logs within {LOGS_TIMEOUT:.0f} s")
+            job_log.append(lines or [])

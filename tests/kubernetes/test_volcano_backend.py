@@ -91,7 +91,13 @@ class Platform:
         await self.supervisor.stop()
         await self.backend.cleanup()
 
-    def submit(
+    def submit(self, code: str, **options: Any) -> Job:
+        """A job accepted as the service accepts one (payload, then record): the supervisor submits it."""
+        spec = self.spec(code, **options)
+        self.payloads.save(spec.id, spec.code, spec.exports)
+        return self.store.add(spec)
+
+    def spec(
         self,
         code: str,
         *,
@@ -102,7 +108,8 @@ class Platform:
         queue: str = "default",
         framework: str = "python",
         min_workers: int | None = None,
-    ) -> Job:
+    ) -> JobSpec:
+        """alice's job spec for `code` on the python template, as the service builds one."""
         job_id = new_job_id()
         home = STORAGE.home_mount
         template = template_from_dict(
@@ -122,7 +129,7 @@ class Platform:
             template=template,
             resources=Resources(cpus=cpus, memory=0, gpus=gpus),
         )
-        spec = JobSpec(
+        return JobSpec(
             id=job_id,
             name="cell",
             user="alice",
@@ -143,8 +150,6 @@ class Platform:
             request=request,
             min_workers=min_workers,
         )
-        self.payloads.save(spec.id, spec.code, spec.exports)
-        return self.store.add(spec)
 
     def job(self, job_id: str) -> Job:
         job = self.store.get(job_id)
@@ -195,12 +200,27 @@ async def platform(
         labels={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
     )
     volcano = FakeVolcano(admin_api, namespace, nodes=[node])
-    async with kubelet.running(namespace, node), volcano.running():
-        platform = Platform(namespace, root, emulated, admin_api, volcano, kubelet, node)
-        await platform.start_service()
-        yield platform
-        await platform.stop_service()
+    platform = Platform(namespace, root, emulated, admin_api, volcano, kubelet, node)
+    kubelet_running, volcano_running = kubelet.running(namespace, node), volcano.running()
+    await kubelet_running.__aenter__()
+    await volcano_running.__aenter__()
+    await platform.start_service()
+    yield platform
+    await within(platform.stop_service(), "stopping the jobs service")
+    await within(volcano_running.__aexit__(None, None, None), "stopping the tests' Volcano")
+    await within(kubelet_running.__aexit__(None, None, None), "stopping the process kubelet")
     await CoreV1Api(admin_api).delete_node(node)
+
+
+async def within(step: Any, what: str, timeout: float = 60) -> None:
+    """`step`, or a failure naming it and every task's stack: a teardown that hangs says where."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        for other in asyncio.all_tasks():
+            other.print_stack(file=sys.stderr)
+        raise AssertionError(f"{what} did not end within {timeout} s (every task's stack is on stderr)")
+    task.result()
 
 
 async def test_a_job_goes_to_its_projects_queue_which_must_exist_and_be_open(platform: Platform) -> None:

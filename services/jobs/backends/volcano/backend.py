@@ -33,6 +33,7 @@ from lavahub.config import KubernetesConfig, KubernetesStorage
 from lavahub.config.jobs import VolcanoConfig
 
 from ...models import FRAMEWORKS, Job, JobSpec, JobState, Observation
+from ...waiting import within
 from ..base import (
     Backend,
     BackendState,
@@ -326,13 +327,12 @@ class VolcanoBackend(Backend):
     async def watch(self, jobs: JobSource) -> AsyncIterator[tuple[str, Observation]]:
         """Observations of the jobs the informers saw change, and of all of them every RESYNC_SECONDS."""
         while True:
-            changed: set[str] | None
-            try:
-                changed = {await asyncio.wait_for(self._changed.get(), RESYNC_SECONDS)}
+            changed: set[str] | None = None
+            came, first = await within(self._changed.get(), RESYNC_SECONDS)
+            if came and first is not None:
+                changed = {first}
                 while not self._changed.empty():
                     changed.add(self._changed.get_nowait())
-            except TimeoutError:
-                changed = None
             if not self.ready:
                 continue
             for job in jobs():

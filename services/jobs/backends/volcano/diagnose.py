@@ -13,6 +13,7 @@ worker), `GangIncomplete` (single workers fit, all of them at once do not),
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,40 +50,60 @@ class Facts:
 async def gather(
     core: CoreV1Api, custom: CustomObjectsApi, namespace: str, vcjob: Mapping[str, Any], pods: Sequence[Any]
 ) -> Facts:
+    """What the API server tells about `vcjob`'s wait, read at once (one round trip's latency)."""
     meta = vcjob["metadata"]
     facts = Facts(vcjob=vcjob, pods=pods)
     queue = (vcjob.get("spec") or {}).get("queue") or "default"
     group = f"{meta['name']}-{meta['uid']}"
-    with contextlib.suppress(ApiException):
-        facts.queue = await custom.get_cluster_custom_object(
-            "scheduling.volcano.sh", "v1beta1", "queues", queue
+
+    async def read_queue() -> None:
+        facts.queue = await read_json(
+            custom.get_cluster_custom_object, "scheduling.volcano.sh", "v1beta1", "queues", queue
         )
-    with contextlib.suppress(ApiException):
-        groups = await custom.list_namespaced_custom_object(
-            "scheduling.volcano.sh", "v1beta1", namespace, "podgroups"
+
+    async def read_groups() -> None:
+        groups = await read_json(
+            custom.list_namespaced_custom_object, "scheduling.volcano.sh", "v1beta1", namespace, "podgroups"
         )
         facts.queue_groups = [
             g for g in groups.get("items", []) if (g.get("spec") or {}).get("queue") == queue
         ]
         facts.podgroup = next((g for g in facts.queue_groups if g["metadata"]["name"] == group), None)
-    events: list[Mapping[str, Any]] = []
-    for involved in (group, meta["name"]):
-        with contextlib.suppress(ApiException):
-            found = await read_json(
-                core.list_namespaced_event, namespace, field_selector=f"involvedObject.name={involved}"
-            )
-            events.extend(found.get("items", []))
-    facts.events = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    with contextlib.suppress(ApiException):
+
+    async def read_events(involved: str) -> list[Mapping[str, Any]]:
+        found = await read_json(
+            core.list_namespaced_event, namespace, field_selector=f"involvedObject.name={involved}"
+        )
+        return list(found.get("items", []))
+
+    async def read_nodes() -> None:
         facts.nodes = (await read_json(core.list_node)).get("items", [])
-    with contextlib.suppress(ApiException):  # pods of other namespaces: only Volcano's own words tell
-        running = await read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Running")
-        pending = await read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Pending")
+
+    async def read_placed() -> None:  # pods of other namespaces: only Volcano's own words tell
+        running, pending = await asyncio.gather(
+            read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Running"),
+            read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Pending"),
+        )
         facts.placed = [
             p
             for p in [*running.get("items", []), *pending.get("items", [])]
             if (p.get("spec") or {}).get("nodeName")
         ]
+
+    answers = await asyncio.gather(
+        read_events(group),
+        read_events(meta["name"]),
+        read_queue(),
+        read_groups(),
+        read_nodes(),
+        read_placed(),
+        return_exceptions=True,
+    )
+    for answer in answers:  # what this identity may not read (a 403) or is gone stays unknown
+        if isinstance(answer, BaseException) and not isinstance(answer, ApiException):
+            raise answer
+    events = [e for answer in answers[:2] if isinstance(answer, list) for e in answer]
+    facts.events = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     for task in (vcjob.get("spec") or {}).get("tasks") or []:
         for container in task["template"]["spec"].get("containers", []):
             for name in (container.get("resources") or {}).get("limits") or {}:
