@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -40,8 +39,7 @@ from services.jobs.models import JobState  # noqa: E402
 from tests.conftest import passable  # noqa: E402
 from tests.kubernetes.cluster import KubeCluster, apiserver_binary, grant_jobs_roles  # noqa: E402
 from tests.kubernetes.conftest import USERS  # noqa: E402
-from tests.kubernetes.process_kubelet import ProcessKubelet  # noqa: E402
-from tests.kubernetes.test_volcano_backend import CLAIMS, STORAGE, Platform  # noqa: E402
+from tests.kubernetes.test_volcano_backend import Platform, claims_kubelet  # noqa: E402
 from tests.kubernetes.volcano import FakeVolcano, create_queue, install_volcano_crds  # noqa: E402
 
 NAMESPACE = "bench"
@@ -150,17 +148,7 @@ async def run(cluster: KubeCluster, root: Path, args: argparse.Namespace) -> dic
         await install_volcano_crds(admin)
         await grant_jobs_roles(admin, NAMESPACE, "jobs")
         await create_queue(admin, "default", {"cpu": "10000", "memory": "10000Gi"})
-        for claim in CLAIMS:
-            (root / "claims" / claim).mkdir(parents=True)
-        home = root / "claims" / STORAGE.personal_claim / "users" / "alice"
-        home.mkdir(parents=True, mode=0o700)
-        os.chown(home, STORAGE.uid, STORAGE.gid)
-        kubelet = ProcessKubelet(
-            admin,
-            claims={c: root / "claims" / c for c in CLAIMS},
-            programs={"python": sys.executable, "sh": "/bin/sh"},
-            workdir=root / "kubelet",
-        )
+        kubelet = claims_kubelet(admin, root)
         node = "node-bench"
         await kubelet.register_node(node, capacity={"cpu": "16", "memory": "64Gi", "pods": "500"})
         volcano = FakeVolcano(admin, NAMESPACE, nodes=[node])

@@ -175,6 +175,21 @@ class Platform:
         return list(listing.items)
 
 
+def claims_kubelet(admin: ApiClient, root: Path) -> ProcessKubelet:
+    """A process kubelet whose claims are directories below `root`, alice's home as a workspace has it."""
+    for claim in CLAIMS:
+        (root / "claims" / claim).mkdir(parents=True)
+    home = root / "claims" / STORAGE.personal_claim / "users" / "alice"
+    home.mkdir(parents=True, mode=0o700)
+    os.chown(home, STORAGE.uid, STORAGE.gid)
+    return ProcessKubelet(
+        admin,
+        claims={c: root / "claims" / c for c in CLAIMS},
+        programs={"python": sys.executable, "sh": "/bin/sh"},
+        workdir=root / "kubelet",
+    )
+
+
 @pytest.fixture
 async def platform(
     emulated: KubeCluster, admin_api: ApiClient, namespace: str, tmp_path: Path
@@ -182,17 +197,7 @@ async def platform(
     await install_volcano_crds(admin_api)
     await grant_jobs_roles(admin_api, namespace, "jobs")
     root = passable(tmp_path)
-    for claim in CLAIMS:
-        (root / "claims" / claim).mkdir(parents=True)
-    home = root / "claims" / STORAGE.personal_claim / "users" / "alice"
-    home.mkdir(parents=True, mode=0o700)
-    os.chown(home, STORAGE.uid, STORAGE.gid)
-    kubelet = ProcessKubelet(
-        admin_api,
-        claims={c: root / "claims" / c for c in CLAIMS},
-        programs={"python": sys.executable, "sh": "/bin/sh"},
-        workdir=root / "kubelet",
-    )
+    kubelet = claims_kubelet(admin_api, root)
     node = f"node-{namespace}"
     await kubelet.register_node(
         node,
