@@ -93,9 +93,33 @@ def _job(row: JobRow) -> Job:
 
 
 class JobStore:
+    """Jobs and their transitions in the service's database.
+
+    The jobs service is its database's one writer, so the unfinished jobs, which the
+    supervisor reads many times a second (a thousand pending jobs are a thousand reads a
+    round), are also kept in memory, written through on every change: `get` and
+    `unfinished` of an unfinished job read no row.
+    """
+
     def __init__(self, url: str):
         self.engine = make_engine(url)
         upgrade(self.engine)
+        self._open: dict[str, Job] | None = None  # id -> unfinished job, oldest first; None: not loaded
+
+    def _kept(self) -> dict[str, Job]:
+        if self._open is None:
+            jobs = self.list(unfinished=True, limit=100_000)
+            self._open = {job.id: job for job in sorted(jobs, key=lambda job: job.created)}
+        return self._open
+
+    def _keep(self, job: Job) -> Job:
+        """Write a changed job through to the memory of unfinished ones."""
+        kept = self._kept()
+        if job.state.done:
+            kept.pop(job.id, None)
+        else:
+            kept[job.id] = job
+        return job
 
     def add(self, spec: JobSpec) -> Job:
         now = datetime.now(UTC)
@@ -124,9 +148,13 @@ class JobStore:
             session.add(row)
             session.add(TransitionRow(job_id=spec.id, state=JobState.PENDING.value, at=now))
             session.flush()
-            return _job(row)
+            job = _job(row)
+        return self._keep(job)
 
     def get(self, job_id: str) -> Job | None:
+        kept = self._kept().get(job_id)
+        if kept is not None:
+            return kept
         with Session(self.engine) as session:
             row = session.get(JobRow, job_id)
             return _job(row) if row else None
@@ -153,8 +181,8 @@ class JobStore:
             return [_job(row) for row in session.scalars(query)]
 
     def unfinished(self) -> builtins.list[Job]:
-        jobs = self.list(unfinished=True, limit=100_000)
-        return sorted(jobs, key=lambda job: job.created)
+        """Pending and running jobs, oldest first."""
+        return list(self._kept().values())
 
     def transition(
         self, job_id: str, state: JobState, *, reason: str | None = None, exit_code: int | None = None
@@ -165,7 +193,7 @@ class JobStore:
             row = session.get_one(JobRow, job_id)
             current = JobState(row.state)
             if current.done or current == state:
-                return _job(row)
+                return self._keep(_job(row))
             row.state = state.value
             row.reason = reason if reason is not None else row.reason
             if exit_code is not None:
@@ -177,7 +205,8 @@ class JobStore:
             if state.done:
                 row.finished = now
             session.add(TransitionRow(job_id=job_id, state=state.value, reason=reason, at=now))
-            return _job(row)
+            job = _job(row)
+        return self._keep(job)
 
     def update(self, job_id: str, **fields: Any) -> None:
         """Set some of a job's explicit columns (see UPDATABLE); its state changes by `transition`."""
@@ -186,8 +215,13 @@ class JobStore:
             raise TypeError(f"JobStore.update() cannot set {', '.join(sorted(unknown))}")
         with Session(self.engine) as session, session.begin():
             row = session.get(JobRow, job_id)
+            if row is None:
+                return
             for name, value in fields.items():
                 setattr(row, name, value)
+            session.flush()
+            job = _job(row)
+        self._keep(job)
 
     def spec_of(self, job_id: str) -> dict[str, Any] | None:
         """What the job's backend needs to run it; None for jobs stored before it was kept."""

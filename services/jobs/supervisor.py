@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -151,11 +151,22 @@ class Supervisor:
             await asyncio.wait(started)
 
     def _round(self) -> list[asyncio.Task[None]]:
-        steps = [(job.id, self._supervise) for job in self.store.unfinished()]
+        held = self.holdings.holders(JOB)
+        steps = [(job.id, self._supervise) for job in self.store.unfinished() if self._due(job, held)]
         steps += [
             (t.job_id, self._finish) for t in list(self._tracked.values()) if t.finishing_since is not None
         ]
         return [task for job_id, step in steps if (task := self._start(job_id, step)) is not None]
+
+    def _due(self, job: Job, admitted: Container[str]) -> bool:
+        """Whether this round has anything to do for the job: a pending job not yet admitted,
+        or on the cluster with no output yet, has nothing until its deadline (a thousand jobs
+        waiting in a queue cost a round nothing)."""
+        if job.state != JobState.PENDING or _age(job) > self.max_pending:
+            return True
+        if not job.submitted:
+            return job.id in admitted
+        return self.backend.may_have_output(job)
 
     # -- admission: a project's quota, first come first served ----------------------------
     async def _admissions(self) -> None:

@@ -144,6 +144,11 @@ class Backend(LoggingConfigurable):
         """
         raise NotImplementedError
 
+    def may_have_output(self, job: Job) -> bool:
+        """Whether `logs` may have lines for this submitted, pending job; False spares asking
+        (a job waiting in the cluster's queue, no worker started). Unsure: True."""
+        return True
+
     async def cancel(self, job: Job) -> None:
         """Stop every worker of the job. Idempotent; a job unknown to the cluster is a no-op."""
         raise NotImplementedError

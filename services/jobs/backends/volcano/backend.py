@@ -1,12 +1,14 @@
 """Jobs on Kubernetes as gang-scheduled Volcano Jobs, one per cell, in the project's queue.
 
-A submission becomes a ConfigMap with the cell (owned by the Job, so the cluster
-removes it with the Job) and a `batch.volcano.sh/v1alpha1` Job rendered by
-`render`; both are created or neither is. Two informers (the jobs' Volcano
-Jobs, and their pods) are the backend's whole view of the cluster: states come
-from them (`states`), every pod's log is followed as it starts (`podlogs`), and
-`diagnose` reads the PodGroup, the queue, events and nodes only when asked why a
-job waits. Cancel is Volcano's own `AbortJob` Command, then deleting the Job.
+A submission becomes a `batch.volcano.sh/v1alpha1` Job rendered by `render`, then
+a ConfigMap with the cell owned by it (so the cluster removes it with the Job;
+Volcano makes no pod before its scheduler admits the gang, a round later): two
+requests, both made or neither. Informers are the backend's view of the cluster:
+the jobs' Volcano Jobs and their pods (states come from them, `states`; every
+pod's log is followed as it starts, `podlogs`), and the queues, the namespace's
+PodGroups and the nodes, which the queue check and `diagnose` read without a
+request (only events are read when asked why a job waits). Cancel is Volcano's
+own `AbortJob` Command, then deleting the Job.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ from ..base import (
     ResultUnavailable,
 )
 from . import diagnose
-from .informer import Informer
+from .informer import Informer, ignore
+from .kubeapi import read_json
 from .podlogs import Followers
-from .render import API_VERSION, FRAMEWORK_LABEL, JOB_ID_LABEL, MANAGED_BY, RenderError, files_name, render
+from .render import API_VERSION, FRAMEWORK_LABEL, JOB_ID_LABEL, MANAGED_BY, RenderError, render
 from .states import observe, phase_of
 
 STOPPING = {"Aborting", "Aborted", "Terminating", "Terminated", "Failed"}
@@ -63,7 +66,8 @@ BUS, BUS_VERSION = "bus.volcano.sh", "v1alpha1"
 SCHEDULING, SCHEDULING_VERSION = "scheduling.volcano.sh", "v1beta1"
 SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 SECRET_FILE = "result-secret"
-RESYNC_SECONDS = 5.0  # every unfinished job is observed at least this often, changed or not
+RESYNC_SECONDS = 5.0  # how often jobs without a Volcano Job in the informer are read
+COALESCE_SECONDS = 0.02  # changes arriving this close together are observed in one pass
 ABORT_WAIT = 10.0  # seconds Volcano is given to take an AbortJob command before the Job is deleted
 
 
@@ -99,6 +103,10 @@ class VolcanoBackend(Backend):
         self._changed: asyncio.Queue[str] = asyncio.Queue()
         self.jobs_informer: Informer | None = None
         self.pods_informer: Informer | None = None
+        self.queues_informer: Informer | None = None
+        self.groups_informer: Informer | None = None
+        self.nodes_informer: Informer | None = None
+        self._pods_of: dict[str, dict[str, dict[str, Any]]] = {}  # job id -> pod name -> pod
         self.followers: Followers | None = None
         self._secret = b""
         self._deletions: set[asyncio.Future[None]] = set()
@@ -133,10 +141,33 @@ class VolcanoBackend(Backend):
             namespace=self.namespace,
             label_selector=SELECTOR,
         )
-        self._tasks = [
-            asyncio.ensure_future(self.jobs_informer.run()),
-            asyncio.ensure_future(self.pods_informer.run()),
-        ]
+        custom = self.custom
+        self.queues_informer = Informer(
+            "Volcano queues",
+            custom.list_cluster_custom_object,
+            ignore,
+            group=SCHEDULING,
+            version=SCHEDULING_VERSION,
+            plural="queues",
+        )
+        self.groups_informer = Informer(
+            "PodGroups",
+            custom.list_namespaced_custom_object,
+            ignore,
+            group=SCHEDULING,
+            version=SCHEDULING_VERSION,
+            namespace=self.namespace,
+            plural="podgroups",
+        )
+        self.nodes_informer = Informer("nodes", self.core.list_node, ignore)
+        informers = (
+            self.jobs_informer,
+            self.pods_informer,
+            self.queues_informer,
+            self.groups_informer,
+            self.nodes_informer,
+        )
+        self._tasks = [asyncio.ensure_future(i.run()) for i in informers]
 
     async def cleanup(self) -> None:
         if self._deletions:  # cancelled jobs still to delete: a few seconds at most
@@ -174,7 +205,14 @@ class VolcanoBackend(Backend):
         if not job_id or self.followers is None:
             return
         framework = ((pod.get("metadata") or {}).get("labels") or {}).get(FRAMEWORK_LABEL, "python")
-        if not deleted:
+        name = pod["metadata"]["name"]
+        if deleted:
+            mine = self._pods_of.get(job_id, {})
+            mine.pop(name, None)
+            if not mine:
+                self._pods_of.pop(job_id, None)
+        else:
+            self._pods_of.setdefault(job_id, {})[name] = pod
             self.followers.pod_seen(job_id, framework, self.result_token(job_id), pod)
         self._changed.put_nowait(job_id)
 
@@ -184,8 +222,7 @@ class VolcanoBackend(Backend):
         return self.jobs_informer.objects.get(name) if name else None
 
     def _pods(self, job_id: str) -> list[dict[str, Any]]:
-        assert self.pods_informer is not None
-        return [p for p in self.pods_informer.objects.values() if self._job_id(p) == job_id]
+        return list(self._pods_of.get(job_id, {}).values())
 
     # -- the seam -------------------------------------------------------------------------------
     async def submit(self, spec: JobSpec) -> BackendState:
@@ -202,60 +239,69 @@ class VolcanoBackend(Backend):
         except RenderError as e:
             raise JobRefused(str(e)) from None
         name = rendered.name
-        try:
-            with _unavailable("create the job's files"):
-                await self._create_files(rendered.files)
-            with _unavailable("create the Volcano Job"):
-                try:
-                    created = await self.custom.create_namespaced_custom_object(
-                        BATCH, BATCH_VERSION, self.namespace, "jobs", rendered.job
-                    )
-                except ApiException as e:
-                    if e.status != 409:
-                        raise
-                    # a retry after a lost answer: the Job is ours if it carries this job's id
-                    created = await self.custom.get_namespaced_custom_object(
-                        BATCH, BATCH_VERSION, self.namespace, "jobs", name
-                    )
-                    if self._job_id(created) != spec.id:
-                        raise JobRefused(f"a Volcano Job named {name} exists and is not this job's") from None
-        except BaseException:
-            with contextlib.suppress(Exception):  # never a half-created job: no files without a Job
-                await self.core.delete_namespaced_config_map(files_name(name), self.namespace)
-            raise
+        with _unavailable("create the Volcano Job"):
+            try:
+                created = await self.custom.create_namespaced_custom_object(
+                    BATCH, BATCH_VERSION, self.namespace, "jobs", rendered.job
+                )
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                # a retry after a lost answer: the Job is ours if it carries this job's id
+                created = await self.custom.get_namespaced_custom_object(
+                    BATCH, BATCH_VERSION, self.namespace, "jobs", name
+                )
+                if self._job_id(created) != spec.id:
+                    raise JobRefused(f"a Volcano Job named {name} exists and is not this job's") from None
         uid = created["metadata"]["uid"]
         owner = {"apiVersion": API_VERSION, "kind": "Job", "name": name, "uid": uid, "controller": True}
-        with contextlib.suppress(ApiException):  # the files stay until the job ends without it
-            await self.core.patch_namespaced_config_map(
-                files_name(name),
-                self.namespace,
-                {"metadata": {"ownerReferences": [owner]}},
-            )
+        files = rendered.files
+        files["metadata"]["ownerReferences"] = [owner]
+        try:
+            with _unavailable("create the job's files"):
+                await self._create_files(files)
+        except BaseException:
+            with contextlib.suppress(Exception):  # never a half-created job: no Job without its files
+                await self.custom.delete_namespaced_custom_object(
+                    BATCH, BATCH_VERSION, self.namespace, "jobs", name, propagation_policy="Background"
+                )
+            raise
         log.info("Job %s is Volcano Job %s/%s in queue %s", spec.id, self.namespace, name, spec.queue)
         return {"name": name, "uid": uid, "queue": spec.queue, "framework": spec.framework}
 
     async def _create_files(self, files: dict[str, Any]) -> None:
         try:
-            await self.core.create_namespaced_config_map(self.namespace, files)  # type: ignore[arg-type]
+            await read_json(self.core.create_namespaced_config_map, self.namespace, files)
         except ApiException as e:
             if e.status != 409:
                 raise
             await self.core.replace_namespaced_config_map(files["metadata"]["name"], self.namespace, files)  # type: ignore[arg-type]
 
+    def _queue(self, name: str) -> dict[str, Any] | None:
+        """The queue as the informer last saw it; None when unknown there."""
+        informer = self.queues_informer
+        return informer.objects.get(name) if informer is not None else None
+
     async def _check_queue(self, name: str) -> None:
-        """Volcano ties no namespace to a queue: the job's queue is its project's, and must be open."""
-        with _unavailable("read the queue"):
-            try:
-                queue = await self.custom.get_cluster_custom_object(
-                    SCHEDULING, SCHEDULING_VERSION, "queues", name
-                )
-            except ApiException as e:
-                if e.status == 404:
-                    raise JobRefused(
-                        f"queue {name} does not exist on the cluster (an admin creates each project's "
-                        "queue with `lavahub queues sync`)"
-                    ) from None
-                raise
+        """Volcano ties no namespace to a queue: the job's queue is its project's, and must be open.
+
+        From the queues' informer; a queue it does not know (made a moment ago, or the informer
+        not synced or not allowed to list) is read from the API server.
+        """
+        queue = self._queue(name)
+        if queue is None:
+            with _unavailable("read the queue"):
+                try:
+                    queue = await self.custom.get_cluster_custom_object(
+                        SCHEDULING, SCHEDULING_VERSION, "queues", name
+                    )
+                except ApiException as e:
+                    if e.status == 404:
+                        raise JobRefused(
+                            f"queue {name} does not exist on the cluster (an admin creates each "
+                            "project's queue with `lavahub queues sync`)"
+                        ) from None
+                    raise
         state = (queue.get("status") or {}).get("state") or "Open"
         if state != "Open":
             raise JobRefused(f"queue {name} is {state.lower()}: it takes no new jobs (an admin opens it)")
@@ -325,19 +371,25 @@ class VolcanoBackend(Backend):
         return observe(job.framework, vcjob, self._pods(job.id))
 
     async def watch(self, jobs: JobSource) -> AsyncIterator[tuple[str, Observation]]:
-        """Observations of the jobs the informers saw change, and of all of them every RESYNC_SECONDS."""
+        """Observations of the jobs the informers saw change; every RESYNC_SECONDS, also of those
+        the informers hold no Volcano Job for (submitted a moment ago, or deleted while the
+        service was down: read from the API server)."""
+        changed: set[str] = set()
         while True:
-            changed: set[str] | None = None
             came, first = await within(self._changed.get(), RESYNC_SECONDS)
             if came and first is not None:
-                changed = {first}
+                changed.add(first)
+                await asyncio.sleep(COALESCE_SECONDS)  # a burst (many jobs made at once) is one pass
                 while not self._changed.empty():
                     changed.add(self._changed.get_nowait())
             if not self.ready:
-                continue
-            for job in jobs():
-                if changed is not None and job.id not in changed:
+                continue  # what changed meanwhile is observed once the informers are synced
+            observing, changed = changed, set()
+            for count, job in enumerate(jobs()):
+                if job.id not in observing and (came or self._vcjob(job) is not None):
                     continue
+                if count % 200 == 199:
+                    await asyncio.sleep(0)  # a thousand jobs in one pass leave room for requests
                 try:
                     seen = await self.status(job)
                     if job.state == JobState.PENDING and seen.state.done and self._ran(job):
@@ -353,6 +405,11 @@ class VolcanoBackend(Backend):
         if any(c.get("status") == "Running" for c in status.get("conditions") or []):
             return True
         return bool((status.get("succeeded") or 0) + (status.get("failed") or 0))
+
+    def may_have_output(self, job: Job) -> bool:
+        """Lines come only from pods: none while Volcano has made none for it."""
+        streams = self.followers.jobs.get(job.id) if self.followers is not None else None
+        return job.id in self._pods_of or bool(streams and streams.lines)
 
     async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         if self.followers is None:
@@ -375,7 +432,19 @@ class VolcanoBackend(Backend):
         vcjob = self._vcjob(job)
         if vcjob is None:
             return Diagnosis()
-        facts = await diagnose.gather(self.core, self.custom, self.namespace, vcjob, self._pods(job.id))
+        nodes = self.nodes_informer
+        queue = (vcjob.get("spec") or {}).get("queue") or "default"
+        assert self.groups_informer is not None and self.pods_informer is not None
+        facts = await diagnose.gather(
+            self.core,
+            self.namespace,
+            vcjob,
+            self._pods(job.id),
+            queue=self._queue(queue),
+            groups=self.groups_informer.objects.values(),
+            nodes=None if nodes is None or nodes.forbidden else list(nodes.objects.values()),
+            placed=self.pods_informer.objects.values(),
+        )
         return diagnose.diagnose(facts, job.resources, job.workers)
 
 

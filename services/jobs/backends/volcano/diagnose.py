@@ -2,7 +2,8 @@
 
 Volcano's own words ("0/0 tasks in gang unschedulable", "queue resource quota
 insufficient") name internal objects and leave out the numbers. This module reads
-the same objects Volcano writes and answers with a reason code, the numbers and
+the same objects Volcano writes (from the backend's informers; only events are
+read when asked) and answers with a reason code, the numbers and
 the job's place in its queue; `services.jobs.explain` turns them into sentences.
 
 Reason codes: `QueueClosed`, `WaitingForQuota` (the queue's capability, less what
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes_asyncio.client import CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from spawner.resources import Resources, parse_memory
@@ -48,61 +49,51 @@ class Facts:
 
 
 async def gather(
-    core: CoreV1Api, custom: CustomObjectsApi, namespace: str, vcjob: Mapping[str, Any], pods: Sequence[Any]
+    core: CoreV1Api,
+    namespace: str,
+    vcjob: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    *,
+    queue: Mapping[str, Any] | None,
+    groups: Iterable[Mapping[str, Any]],
+    nodes: Sequence[Mapping[str, Any]] | None,
+    placed: Iterable[Mapping[str, Any]],
 ) -> Facts:
-    """What the API server tells about `vcjob`'s wait, read at once (one round trip's latency)."""
+    """The facts of `vcjob`'s wait: the backend's caches (its queue, the namespace's PodGroups,
+    the nodes, the jobs' pods) and the events on the Job and its PodGroup, read now."""
     meta = vcjob["metadata"]
-    facts = Facts(vcjob=vcjob, pods=pods)
-    queue = (vcjob.get("spec") or {}).get("queue") or "default"
+    queue_name = (vcjob.get("spec") or {}).get("queue") or "default"
     group = f"{meta['name']}-{meta['uid']}"
-
-    async def read_queue() -> None:
-        facts.queue = await read_json(
-            custom.get_cluster_custom_object, "scheduling.volcano.sh", "v1beta1", "queues", queue
-        )
-
-    async def read_groups() -> None:
-        groups = await read_json(
-            custom.list_namespaced_custom_object, "scheduling.volcano.sh", "v1beta1", namespace, "podgroups"
-        )
-        facts.queue_groups = [
-            g for g in groups.get("items", []) if (g.get("spec") or {}).get("queue") == queue
-        ]
-        facts.podgroup = next((g for g in facts.queue_groups if g["metadata"]["name"] == group), None)
+    in_queue = [g for g in groups if (g.get("spec") or {}).get("queue") == queue_name]
+    facts = Facts(
+        vcjob=vcjob,
+        pods=pods,
+        queue=queue,
+        queue_groups=in_queue,
+        podgroup=next((g for g in in_queue if g["metadata"]["name"] == group), None),
+        nodes=nodes,
+        placed=[
+            p
+            for p in placed
+            if (p.get("spec") or {}).get("nodeName")
+            and (p.get("status") or {}).get("phase") in ("Pending", "Running")
+        ],
+    )
 
     async def read_events(involved: str) -> list[Mapping[str, Any]]:
-        found = await read_json(
-            core.list_namespaced_event, namespace, field_selector=f"involvedObject.name={involved}"
+        found = await read_json(  # "0": from the API server's cache, not a read through to etcd
+            core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={involved}",
+            resource_version="0",
         )
         return list(found.get("items", []))
 
-    async def read_nodes() -> None:
-        facts.nodes = (await read_json(core.list_node)).get("items", [])
-
-    async def read_placed() -> None:  # pods of other namespaces: only Volcano's own words tell
-        running, pending = await asyncio.gather(
-            read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Running"),
-            read_json(core.list_namespaced_pod, namespace, field_selector="status.phase=Pending"),
-        )
-        facts.placed = [
-            p
-            for p in [*running.get("items", []), *pending.get("items", [])]
-            if (p.get("spec") or {}).get("nodeName")
-        ]
-
-    answers = await asyncio.gather(
-        read_events(group),
-        read_events(meta["name"]),
-        read_queue(),
-        read_groups(),
-        read_nodes(),
-        read_placed(),
-        return_exceptions=True,
-    )
-    for answer in answers:  # what this identity may not read (a 403) or is gone stays unknown
+    answers = await asyncio.gather(read_events(group), read_events(meta["name"]), return_exceptions=True)
+    for answer in answers:  # events this identity may not read (a 403) stay unknown
         if isinstance(answer, BaseException) and not isinstance(answer, ApiException):
             raise answer
-    events = [e for answer in answers[:2] if isinstance(answer, list) for e in answer]
+    events = [e for answer in answers if isinstance(answer, list) for e in answer]
     facts.events = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     for task in (vcjob.get("spec") or {}).get("tasks") or []:
         for container in task["template"]["spec"].get("containers", []):

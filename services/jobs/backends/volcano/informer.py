@@ -2,25 +2,33 @@
 
 A watch that drops (or whose resourceVersion expired, 410) lists again; every
 change calls `on_change(obj, deleted)`, so the backend reacts to one object
-without polling all of them.
+without polling all of them. An informer whose identity may not list its kind
+(a 403: the chart's optional rules left out) stops, `forbidden`: what it would
+have told stays unknown rather than retried forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .kubeapi import read_json
+from .kubeapi import read_json, watch_events
 
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[dict[str, Any], bool], None]
+
+
+def ignore(obj: dict[str, Any], deleted: bool) -> None:
+    """For an informer that is only a cache: nothing reacts to its changes."""
+
+
 WATCH_SECONDS = 240  # the server ends a watch after this; the informer lists again
 RETRY_SECONDS = 1.0
 
@@ -38,6 +46,7 @@ class Informer:
         self.objects: dict[str, dict[str, Any]] = {}
         self.synced = asyncio.Event()
         self.failures = 0
+        self.forbidden = False
 
     async def run(self) -> None:
         while True:
@@ -47,6 +56,11 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except ApiException as e:
+                if e.status == 403 and not self.synced.is_set():
+                    log.warning("Not watching %s: this identity may not list them (%s)", self.what, e.reason)
+                    self.forbidden = True
+                    self.synced.set()
+                    return
                 if e.status != 410:
                     self.failures += 1
                     log.warning("Watching %s: %s %s; listing again", self.what, e.status, e.reason)
@@ -70,12 +84,12 @@ class Informer:
         return str(listing["metadata"].get("resourceVersion", ""))
 
     async def _watch(self, version: str) -> None:
-        stream = watch.Watch().stream(
+        events = watch_events(
             self.list_call, resource_version=version, timeout_seconds=WATCH_SECONDS, **self.kwargs
         )
-        async with stream:
-            async for event in stream:
-                obj = event.get("raw_object")
+        async with contextlib.aclosing(events):
+            async for event in events:
+                obj = event.get("object")
                 if event.get("type") == "ERROR" or not isinstance(obj, dict):
                     code = obj.get("code") if isinstance(obj, dict) else None
                     raise ApiException(status=code or 500, reason=str(obj))

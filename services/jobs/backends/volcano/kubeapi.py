@@ -1,15 +1,16 @@
-"""The two kubernetes_asyncio calls its type stubs do not describe, typed in one place.
+"""The kubernetes_asyncio calls its type stubs do not describe, typed in one place.
 
 The stubs say every call answers its model class, but `_preload_content=False` answers the
 raw HTTP response (read as plain JSON here, the shape Volcano's custom objects come in
-anyway), and `_content_type` (a JSON merge patch instead of the default strategic merge,
-which custom resources refuse) is missing from their signatures.
+anyway, and several times cheaper than the client's models: a thousand jobs' worth of
+objects go through here), and `_content_type` (a JSON merge patch instead of the default
+strategic merge, which custom resources refuse) is missing from their signatures.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -35,3 +36,25 @@ async def read_json(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: A
 async def merge_patch(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
     """`call(*args, **kwargs)` sending its body as a JSON merge patch."""
     return await call(*args, _content_type=MERGE_PATCH, **kwargs)
+
+
+async def watch_events(
+    call: Callable[..., Awaitable[Any]], **kwargs: Any
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The events of `call(watch=True, **kwargs)` as plain JSON, one per line of the stream.
+
+    Instead of kubernetes_asyncio's `Watch`, which decodes each event twice (and encodes it
+    once between) and caps a line at the stream's buffer size.
+    """
+    response = await raw(call, watch=True, **kwargs)
+    try:
+        rest = b""
+        async for chunk in response.content.iter_any():
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+        if rest.strip():
+            yield json.loads(rest)
+    finally:
+        response.release()
