@@ -176,5 +176,6 @@ def cmd_render_job(args: argparse.Namespace) -> int:
         )
     except RenderError as e:
         raise PublicError(str(e)) from None
-    yaml.safe_dump_all([rendered.job, rendered.files], sys.stdout, sort_keys=False)
+    documents = [rendered.job] if rendered.files is None else [rendered.job, rendered.files]
+    yaml.safe_dump_all(documents, sys.stdout, sort_keys=False)
     return 0

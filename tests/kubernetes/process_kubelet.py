@@ -25,6 +25,7 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -535,13 +536,32 @@ class ProcessKubelet(FakeKubelet):
                 out[name] = self.claims[claim]
             elif "configMap" in volume or "secret" in volume:
                 out[name] = await self._materialise(run, volume)
+            elif "downwardAPI" in volume:
+                out[name] = self._downward(run, pod, volume)
             elif "emptyDir" in volume:
                 out[name] = run.folder / "volumes" / name
                 out[name].mkdir(parents=True)
                 out[name].chmod(0o777)
             else:
-                raise LookupError(f"volume {name}: only claims, ConfigMaps, Secrets and emptyDirs here")
+                raise LookupError(f"volume {name}: not a kind this kubelet mounts")
         return out
+
+    def _downward(self, run: PodRun, pod: Mapping[str, Any], volume: Mapping[str, Any]) -> Path:
+        """A downward API volume of the pod's labels and annotations, as the kubelet writes it."""
+        folder = run.folder / "volumes" / volume["name"]
+        folder.mkdir(parents=True)
+        meta = pod.get("metadata") or {}
+        for item in volume["downwardAPI"].get("items") or []:
+            field = item["fieldRef"]["fieldPath"]
+            found = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", field)
+            if found is None:
+                raise LookupError(f"downward API field {field}: only one label or annotation here")
+            value = (meta.get(found.group(1)) or {}).get(found.group(2), "")
+            target = folder / item["path"]
+            target.write_text(value)
+            target.chmod(int(item.get("mode", volume["downwardAPI"].get("defaultMode", 0o644))))
+        folder.chmod(0o755)
+        return folder
 
     async def _materialise(self, run: PodRun, volume: Mapping[str, Any]) -> Path:
         folder = run.folder / "volumes" / volume["name"]

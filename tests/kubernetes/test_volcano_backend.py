@@ -9,6 +9,7 @@ The tests play Volcano (`volcano.py`) and a kubelet that runs each pod as a proc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import jsonschema
 import pytest
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
@@ -108,6 +110,7 @@ class Platform:
         queue: str = "default",
         framework: str = "python",
         min_workers: int | None = None,
+        exports: bytes | None = None,
     ) -> JobSpec:
         """alice's job spec for `code` on the python template, as the service builds one."""
         job_id = new_job_id()
@@ -149,6 +152,7 @@ class Platform:
             queue=queue,
             request=request,
             min_workers=min_workers,
+            exports=exports,
         )
 
     def job(self, job_id: str) -> Job:
@@ -251,6 +255,24 @@ async def test_a_job_goes_to_its_projects_queue_which_must_exist_and_be_open(pla
     )
     assert vcjob["spec"]["queue"] == "vision"
     jsonschema.validate(vcjob["spec"], crd_schemas()["Job"]["properties"]["spec"])
+
+
+async def test_a_cell_too_large_for_the_job_reaches_every_worker_through_a_config_map_it_owns(
+    platform: Platform,
+) -> None:
+    exports = cloudpickle.dumps({"blob": bytes(range(256)) * 400})  # 100 KiB: over render.INLINE_MAX
+    code = "import hashlib, os\nprint(os.environ['RANK'], hashlib.sha256(blob).hexdigest())\n"
+    job = platform.submit(code, workers=2, exports=exports)
+    done = await platform.wait(job.id, lambda j: j.log_complete)
+    assert done.state == JobState.SUCCEEDED, done
+    digest = hashlib.sha256(bytes(range(256)) * 400).hexdigest()
+    assert sorted(platform.logs[job.id].read()) == [f"[worker-{r}] {r} {digest}" for r in (0, 1)]
+    files = await CoreV1Api(platform.admin).read_namespaced_config_map(
+        f"{done.backend_state['name']}-files", platform.namespace
+    )
+    (owner,) = files.metadata.owner_references
+    state = done.backend_state
+    assert (owner.kind, owner.name, owner.uid) == ("Job", state["name"], state["uid"])
 
 
 async def test_a_job_over_its_queues_capability_waits_for_quota_and_says_so_with_numbers(

@@ -3,6 +3,7 @@ as its workspace would be, wired per framework, and named within Kubernetes' lim
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def spec_for(body: dict[str, Any], user: str = "alice") -> JobSpec:
     )
 
 
-def rendered(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def rendered(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     config = parse_config(CONFIG)
     out = render(
         spec_for(body),
@@ -81,14 +82,15 @@ def rendered(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return out.job, out.files
 
 
-def assert_valid(job: dict[str, Any], files: dict[str, Any]) -> None:
+def assert_valid(job: dict[str, Any], files: dict[str, Any] | None) -> None:
     jsonschema.validate(job, crd_schema("batch.volcano.sh_jobs.yaml"))
     version = kubernetes_validate.latest_version()
     for task in job["spec"]["tasks"]:
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, **task["template"]}
         kubernetes_validate.validate(pod, version, strict=True)
         assert len(f"{job['metadata']['name']}-{task['name']}-{task['replicas'] - 1}") <= 63
-    kubernetes_validate.validate(files, version, strict=True)
+    if files is not None:
+        kubernetes_validate.validate(files, version, strict=True)
 
 
 PYTORCH = {"project": "vision", "template": "pytorch", "workers": 4, "gpus": 1, "framework": "pytorch"}
@@ -123,7 +125,33 @@ def test_a_pytorch_job_is_a_gang_in_its_projects_queue_with_gpus_and_the_three_v
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["LAVAHUB_RANK_OFFSET"] == "1" and env["LAVAHUB_WORLD_SIZE"] == "4"
     assert "JUPYTERHUB_API_TOKEN" not in env
-    assert files["data"]["code.py"] == "print('hi')"
+    # a small cell travels inside the Job: no ConfigMap, the pods' annotations as files
+    assert files is None
+    assert spec["tasks"][0]["template"]["metadata"]["annotations"]["lavahub.io/cell"] == "print('hi')"
+    volume = next(v for v in pod["volumes"] if v["name"] == "lavahub-job")
+    assert volume["downwardAPI"]["items"] == [
+        {"path": "code.py", "fieldRef": {"fieldPath": "metadata.annotations['lavahub.io/cell']"}}
+    ]
+
+
+def test_a_cell_too_large_for_the_job_travels_in_a_config_map_and_small_exports_inline() -> None:
+    exports = base64.b64encode(b"\x80" * 40_000).decode()  # 40,000 bytes: 53,336 as base64
+    job, files = rendered({"project": "default", "template": "python", "exports": exports})
+    assert_valid(job, files)
+    template = job["spec"]["tasks"][0]["template"]
+    assert files is None and template["metadata"]["annotations"]["lavahub.io/exports"] == exports
+    items = next(v for v in template["spec"]["volumes"] if v["name"] == "lavahub-job")["downwardAPI"]["items"]
+    assert [i["path"] for i in items] == ["code.py", "exports.pkl.b64"]
+
+    large = base64.b64encode(b"\x80" * 60_000).decode()
+    job, files = rendered({"project": "default", "template": "python", "exports": large})
+    assert_valid(job, files)
+    assert files is not None and files["data"]["code.py"] == "print('hi')"
+    assert files["binaryData"]["exports.pkl"] == large
+    template = job["spec"]["tasks"][0]["template"]
+    assert "annotations" not in template["metadata"]
+    volume = next(v for v in template["spec"]["volumes"] if v["name"] == "lavahub-job")
+    assert volume["configMap"]["name"] == files["metadata"]["name"]
 
 
 @pytest.mark.parametrize(
@@ -207,8 +235,8 @@ def test_render_job_prints_a_valid_pytorch_job(tmp_path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    job, files = yaml.safe_load_all(run.stdout)
-    assert_valid(job, files)
+    (job,) = yaml.safe_load_all(run.stdout)  # a small cell: the Job alone
+    assert_valid(job, None)
     assert job["spec"]["minAvailable"] == 4 and "pytorch" in job["spec"]["plugins"]
 
 

@@ -9,22 +9,25 @@ in a notebook.
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from pathlib import Path
 
 import cloudpickle
 
-from .contract import CODE_FILE, EXPORTS_FILE, RESULT_FILE
+from .contract import CODE_FILE, EXPORTS_B64_FILE, EXPORTS_FILE, RESULT_FILE
 
 
 def main(job_dir: Path, files: Path | None = None) -> int:
     """Run the cell of `files` (default: the job dir); rank 0's result goes to the job dir."""
     files = files or job_dir
     namespace: dict[str, object] = {"__name__": "__main__", "__file__": str(files / CODE_FILE)}
-    exports = files / EXPORTS_FILE
+    exports, exports_b64 = files / EXPORTS_FILE, files / EXPORTS_B64_FILE
     if exports.exists():
         namespace.update(cloudpickle.loads(exports.read_bytes()))
+    elif exports_b64.exists():
+        namespace.update(cloudpickle.loads(base64.b64decode(exports_b64.read_bytes())))
     code = (files / CODE_FILE).read_text()
     sys.argv = [str(files / CODE_FILE)]
     sys.path.insert(0, os.getcwd())  # now, for the cell only: as a notebook's kernel has it

@@ -28,6 +28,7 @@ RESERVED_ENV_PREFIXES = ("LAVAHUB_", "JUPYTERHUB_", "RAY_")
 
 CODE_FILE = "code.py"
 EXPORTS_FILE = "exports.pkl"
+EXPORTS_B64_FILE = "exports.pkl.b64"  # the same, base64: where only text travels (a pod annotation)
 RESULT_FILE = "result.pkl"
 
 

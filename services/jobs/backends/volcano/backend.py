@@ -1,9 +1,10 @@
 """Jobs on Kubernetes as gang-scheduled Volcano Jobs, one per cell, in the project's queue.
 
-A submission becomes a `batch.volcano.sh/v1alpha1` Job rendered by `render`, then
-a ConfigMap with the cell owned by it (so the cluster removes it with the Job;
-Volcano makes no pod before its scheduler admits the gang, a round later): two
-requests, both made or neither. Informers are the backend's view of the cluster:
+A submission becomes a `batch.volcano.sh/v1alpha1` Job rendered by `render`, the
+cell inside it: one request. A cell too large for that gets a ConfigMap made
+right after the Job and owned by it (so the cluster removes it with the Job;
+Volcano makes no pod before its scheduler admits the gang, a round later): both
+made or neither. Informers are the backend's view of the cluster:
 the jobs' Volcano Jobs and their pods (states come from them, `states`; every
 pod's log is followed as it starts, `podlogs`), and the queues, the namespace's
 PodGroups and the nodes, which the queue check and `diagnose` read without a
@@ -254,18 +255,18 @@ class VolcanoBackend(Backend):
                 if self._job_id(created) != spec.id:
                     raise JobRefused(f"a Volcano Job named {name} exists and is not this job's") from None
         uid = created["metadata"]["uid"]
-        owner = {"apiVersion": API_VERSION, "kind": "Job", "name": name, "uid": uid, "controller": True}
-        files = rendered.files
-        files["metadata"]["ownerReferences"] = [owner]
-        try:
-            with _unavailable("create the job's files"):
-                await self._create_files(files)
-        except BaseException:
-            with contextlib.suppress(Exception):  # never a half-created job: no Job without its files
-                await self.custom.delete_namespaced_custom_object(
-                    BATCH, BATCH_VERSION, self.namespace, "jobs", name, propagation_policy="Background"
-                )
-            raise
+        if rendered.files is not None:  # a cell too large to travel in the Job
+            owner = {"apiVersion": API_VERSION, "kind": "Job", "name": name, "uid": uid, "controller": True}
+            rendered.files["metadata"]["ownerReferences"] = [owner]
+            try:
+                with _unavailable("create the job's files"):
+                    await self._create_files(rendered.files)
+            except BaseException:
+                with contextlib.suppress(Exception):  # never a half-created job: no Job without its files
+                    await self.custom.delete_namespaced_custom_object(
+                        BATCH, BATCH_VERSION, self.namespace, "jobs", name, propagation_policy="Background"
+                    )
+                raise
         log.info("Job %s is Volcano Job %s/%s in queue %s", spec.id, self.namespace, name, spec.queue)
         return {"name": name, "uid": uid, "queue": spec.queue, "framework": spec.framework}
 

@@ -1,10 +1,15 @@
-"""A job spec -> the Volcano Job (and its files ConfigMap) that runs it. Pure: no API call.
+"""A job spec -> the Volcano Job (and, for a large cell, its files ConfigMap) that runs it. Pure.
 
 Each worker is placed exactly as a workspace from the same template and project
 would be: the pod's volumes, GPU limits, node selector, tolerations, node-pool
 affinity, environment and uid all come from `spawner.kube_plan`'s plan for one
 worker, so a cell runs where and as its notebook does. Only the wiring between
 workers (tasks, Volcano's plugins, the rank each pod gets) is decided here.
+
+The cell and its exported variables reach every worker at FILES_MOUNT. Up to
+INLINE_MAX bytes they travel inside the Job, as pod annotations that a downward
+API volume shows as files: one object to create, so a submission is one request.
+A larger cell gets a ConfigMap of its own (up to CONFIG_MAP_MAX), owned by the Job.
 
 `lavahub render-job` prints what this module makes; the tests validate it
 against Volcano's CRD schemas and current Kubernetes schemas.
@@ -18,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lavahub_jupyter.runtime.contract import CODE_FILE, EXPORTS_FILE
+from lavahub_jupyter.runtime.contract import CODE_FILE, EXPORTS_B64_FILE, EXPORTS_FILE
 
 from lavahub.config import KubernetesConfig, KubernetesStorage
 from lavahub.config.jobs import VolcanoConfig
@@ -38,6 +43,9 @@ FILES_MOUNT = "/mnt/lavahub/job"  # the job's code and exports, read-only, in ev
 ENTRY = ["python", "-P", "-m", "lavahub_jupyter.runtime.pod"]
 PYTORCH_PORT = 23456  # the pytorch plugin's default --port
 CONFIG_MAP_MAX = 1_000_000  # bytes of data a ConfigMap may hold (etcd's 1 MiB object limit, less room)
+INLINE_MAX = 64 * 1024  # bytes of cell and exports (base64) carried in the Job (pod annotations: 256 KiB)
+CODE_ANNOTATION = f"{LABEL_PREFIX}/cell"
+EXPORTS_ANNOTATION = f"{LABEL_PREFIX}/exports"
 DEADLINE_GRACE = 60  # seconds past the job's timeout before the kubelet itself stops a worker
 MAX_POD_NAME = 63
 NAME_STEM = 20  # characters of the job's own name kept in the Volcano Job's name
@@ -107,10 +115,10 @@ def worker_of(framework: str, task: str, index: int) -> Worker:
 
 @dataclass(frozen=True)
 class Rendered:
-    """The Volcano Job and the ConfigMap that carries the cell to its workers."""
+    """The Volcano Job, and the ConfigMap that carries a cell too large to travel inside it."""
 
     job: dict[str, Any]
-    files: dict[str, Any]
+    files: dict[str, Any] | None
 
     @property
     def name(self) -> str:
@@ -134,7 +142,8 @@ def render(
         spec.request, holder=f"{spec.user}/job-{spec.id}", storage=storage, settings=settings
     )
     labels = {**plan.labels, **MANAGED_BY, JOB_ID_LABEL: spec.id, FRAMEWORK_LABEL: spec.framework}
-    wiring = _Wiring(name, volcano.master_port, result_token)
+    files = _files(spec, name, namespace, labels)
+    wiring = _Wiring(name, volcano.master_port, result_token, inline=None if files else _inline(spec))
     tasks = [_task(spec, plan, wiring, t, labels) for t in _task_shapes(spec)]
     for task in tasks:
         longest = f"{name}-{task['name']}-{task['replicas'] - 1}"
@@ -158,7 +167,7 @@ def render(
         "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": plan.annotations},
         "spec": job_spec,
     }
-    return Rendered(job=job, files=_files(spec, name, namespace, labels))
+    return Rendered(job=job, files=files)
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,7 @@ class _Wiring:
     name: str
     master_port: int
     result_token: str
+    inline: Mapping[str, str] | None = None  # the cell's annotations, when it travels in the Job
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,8 @@ def _task(
         "replicas": shape.replicas,
         "template": {"metadata": {"labels": dict(labels)}, "spec": _pod_spec(spec, plan, wiring, shape)},
     }
+    if wiring.inline is not None:
+        task["template"]["metadata"]["annotations"] = dict(wiring.inline)
     if shape.min_available != shape.replicas:
         task["minAvailable"] = shape.min_available
     if shape.ends_job:
@@ -257,7 +269,7 @@ def _pod_spec(spec: JobSpec, plan: KubeWorkspacePlan, wiring: _Wiring, shape: _S
         "containers": [container],
         "volumes": [
             *plan.pod_volumes,
-            {"name": FILES_VOLUME, "configMap": {"name": files_name(wiring.name)}},
+            _files_volume(wiring),
         ],
     }
     if spec.framework == "mpi":  # sshd and mpirun need their own user; the ssh plugin's keys are root's
@@ -318,22 +330,50 @@ def _env(spec: JobSpec, plan: KubeWorkspacePlan, wiring: _Wiring, shape: _Shape)
     return env
 
 
-def _files(spec: JobSpec, name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    """The ConfigMap every worker mounts at FILES_MOUNT: the cell, and the exported variables."""
-    files: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": files_name(name), "namespace": namespace, "labels": dict(labels)},
-        "data": {CODE_FILE: spec.code},
-    }
+def _carried_size(spec: JobSpec) -> int:
     size = len(spec.code.encode())
     if spec.exports is not None:
-        files["binaryData"] = {EXPORTS_FILE: base64.b64encode(spec.exports).decode()}
-        size += len(files["binaryData"][EXPORTS_FILE])
+        size += 4 * -(-len(spec.exports) // 3)  # base64
+    return size
+
+
+def _inline(spec: JobSpec) -> dict[str, str]:
+    """The pod annotations that carry a small cell (and its exports, base64) inside the Job."""
+    carried = {CODE_ANNOTATION: spec.code}
+    if spec.exports is not None:
+        carried[EXPORTS_ANNOTATION] = base64.b64encode(spec.exports).decode()
+    return carried
+
+
+def _files_volume(wiring: _Wiring) -> dict[str, Any]:
+    """FILES_VOLUME: the pod's own annotations as files (a small cell), or the job's ConfigMap."""
+    if wiring.inline is None:
+        return {"name": FILES_VOLUME, "configMap": {"name": files_name(wiring.name)}}
+    paths = {CODE_ANNOTATION: CODE_FILE, EXPORTS_ANNOTATION: EXPORTS_B64_FILE}
+    items = [
+        {"path": paths[key], "fieldRef": {"fieldPath": f"metadata.annotations['{key}']"}}
+        for key in wiring.inline
+    ]
+    return {"name": FILES_VOLUME, "downwardAPI": {"items": items}}
+
+
+def _files(spec: JobSpec, name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any] | None:
+    """The ConfigMap every worker mounts at FILES_MOUNT, for a cell too large to travel in the Job."""
+    size = _carried_size(spec)
+    if size <= INLINE_MAX:
+        return None
     if size > CONFIG_MAP_MAX:
         raise RenderError(
             f"the cell and its exported variables are {size} bytes; a job on Kubernetes takes at most "
             f"{CONFIG_MAP_MAX} (they travel in a ConfigMap): save large data to your project "
             "directory and load it in the job"
         )
+    files: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": files_name(name), "namespace": namespace, "labels": dict(labels)},
+        "data": {CODE_FILE: spec.code},
+    }
+    if spec.exports is not None:
+        files["binaryData"] = {EXPORTS_FILE: base64.b64encode(spec.exports).decode()}
     return files
