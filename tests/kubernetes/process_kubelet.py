@@ -248,16 +248,20 @@ class ProcessKubelet(FakeKubelet):
                 if first and tail is not None:
                     complete = complete[-tail:] if tail else []
                 first = False
+                chunk: list[bytes] = []  # what was read at once goes out in one write, as the kubelet's copy does
                 for line in complete:
                     stamp, _, text = line.partition(b" ")
                     if since and instant(stamp.decode()) < instant(since):
                         continue
                     out = (line if stamps else text) + b"\n"
                     if limit is not None and sent + len(out) > limit:
+                        await response.write(b"".join(chunk))
                         await response.write_eof()
                         return response
-                    await response.write(out)
+                    chunk.append(out)
                     sent += len(out)
+                if chunk:
+                    await response.write(b"".join(chunk))
                 if not follow or (run.ended.is_set() and not data):
                     break
                 await asyncio.sleep(0.05)

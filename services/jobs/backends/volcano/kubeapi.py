@@ -38,23 +38,33 @@ async def merge_patch(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs:
     return await call(*args, _content_type=MERGE_PATCH, **kwargs)
 
 
+async def lines(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    """The lines of a streamed answer (a log, a watch) as they arrive, without their newline.
+
+    Read in chunks, whatever a line's length: aiohttp's `readline` caps a line at its buffer
+    size and costs a call per line.
+    """
+    rest = b""
+    async for chunk in response.content.iter_any():
+        *complete, rest = (rest + chunk).split(b"\n")
+        for line in complete:
+            yield line
+    if rest:
+        yield rest
+
+
 async def watch_events(
     call: Callable[..., Awaitable[Any]], **kwargs: Any
 ) -> AsyncGenerator[dict[str, Any], None]:
     """The events of `call(watch=True, **kwargs)` as plain JSON, one per line of the stream.
 
     Instead of kubernetes_asyncio's `Watch`, which decodes each event twice (and encodes it
-    once between) and caps a line at the stream's buffer size.
+    once between) and makes a client per watch.
     """
     response = await raw(call, watch=True, **kwargs)
     try:
-        rest = b""
-        async for chunk in response.content.iter_any():
-            *lines, rest = (rest + chunk).split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
-        if rest.strip():
-            yield json.loads(rest)
+        async for line in lines(response):
+            if line.strip():
+                yield json.loads(line)
     finally:
         response.release()

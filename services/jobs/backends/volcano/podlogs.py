@@ -24,7 +24,7 @@ from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 from lavahub_jupyter.runtime.contract import RESULT_MARKER
 
-from .kubeapi import raw
+from .kubeapi import lines, raw
 from .render import CONTAINER
 from .states import worker_label
 
@@ -177,9 +177,10 @@ class Followers:
     ) -> None:
         """Read one container run's log to its end, resuming after a dropped connection."""
         prefix = f"[{label}] "
+        known: int | None = run  # the informer's pod just said this run is the current one
         while not stream.done:
             try:
-                current = await self._restarts(pod)
+                current, known = (known, None) if known is not None else (await self._restarts(pod), None)
                 if current is None:
                     stream.done = True  # the pod is gone: what it wrote was read
                     break
@@ -193,11 +194,8 @@ class Followers:
                 response = await raw(self.core.read_namespaced_pod_log, pod, self.namespace, **kwargs)
                 seen_at_last = 0
                 async with response:
-                    while True:
-                        line = await response.content.readline()
-                        if not line:
-                            break
-                        stamp, _, text = line.decode(errors="replace").rstrip("\n").partition(" ")
+                    async for line in lines(response):
+                        stamp, _, text = line.decode(errors="replace").partition(" ")
                         stamp = instant(stamp)
                         if stream.last and stamp < stream.last:
                             continue
