@@ -7,8 +7,8 @@ Volcano makes no pod before its scheduler admits the gang, a round later): both
 made or neither. Informers are the backend's view of the cluster:
 the jobs' Volcano Jobs and their pods (states come from them, `states`; every
 pod's log is followed as it starts, `podlogs`), and the queues, the namespace's
-PodGroups and the nodes, which the queue check and `diagnose` read without a
-request (only events are read when asked why a job waits). Cancel is Volcano's
+PodGroups, the nodes and the namespace's events, which the queue check and
+`diagnose` read without a request. Cancel is Volcano's
 own `AbortJob` Command, then deleting the Job.
 """
 
@@ -107,6 +107,8 @@ class VolcanoBackend(Backend):
         self.queues_informer: Informer | None = None
         self.groups_informer: Informer | None = None
         self.nodes_informer: Informer | None = None
+        self.events_informer: Informer | None = None
+        self._events_of: dict[str, dict[str, dict[str, Any]]] = {}  # involved object -> event name -> event
         self._pods_of: dict[str, dict[str, dict[str, Any]]] = {}  # job id -> pod name -> pod
         self.followers: Followers | None = None
         self._secret = b""
@@ -161,12 +163,16 @@ class VolcanoBackend(Backend):
             plural="podgroups",
         )
         self.nodes_informer = Informer("nodes", self.core.list_node, ignore)
+        self.events_informer = Informer(
+            "events", self.core.list_namespaced_event, self._event_changed, namespace=self.namespace
+        )
         informers = (
             self.jobs_informer,
             self.pods_informer,
             self.queues_informer,
             self.groups_informer,
             self.nodes_informer,
+            self.events_informer,
         )
         self._tasks = [asyncio.ensure_future(i.run()) for i in informers]
 
@@ -216,6 +222,22 @@ class VolcanoBackend(Backend):
             self._pods_of.setdefault(job_id, {})[name] = pod
             self.followers.pod_seen(job_id, framework, self.result_token(job_id), pod)
         self._changed.put_nowait(job_id)
+
+    def _event_changed(self, event: dict[str, Any], deleted: bool) -> None:
+        involved = (event.get("involvedObject") or {}).get("name")
+        if not involved:
+            return
+        name = event["metadata"]["name"]
+        if deleted:
+            mine = self._events_of.get(involved, {})
+            mine.pop(name, None)
+            if not mine:
+                self._events_of.pop(involved, None)
+        else:
+            self._events_of.setdefault(involved, {})[name] = event
+
+    def _events(self, *involved: str) -> list[dict[str, Any]]:
+        return [e for name in involved for e in self._events_of.get(name, {}).values()]
 
     def _vcjob(self, job: Job) -> dict[str, Any] | None:
         name = job.backend_state.get("name")
@@ -434,17 +456,17 @@ class VolcanoBackend(Backend):
         if vcjob is None:
             return Diagnosis()
         nodes = self.nodes_informer
+        meta = vcjob["metadata"]
         queue = (vcjob.get("spec") or {}).get("queue") or "default"
         assert self.groups_informer is not None and self.pods_informer is not None
-        facts = await diagnose.gather(
-            self.core,
-            self.namespace,
+        facts = diagnose.facts(
             vcjob,
             self._pods(job.id),
             queue=self._queue(queue),
             groups=self.groups_informer.objects.values(),
             nodes=None if nodes is None or nodes.forbidden else list(nodes.objects.values()),
             placed=self.pods_informer.objects.values(),
+            events=self._events(meta["name"], diagnose.podgroup_name(vcjob)),
         )
         return diagnose.diagnose(facts, job.resources, job.workers)
 

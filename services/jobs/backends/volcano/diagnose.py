@@ -2,9 +2,9 @@
 
 Volcano's own words ("0/0 tasks in gang unschedulable", "queue resource quota
 insufficient") name internal objects and leave out the numbers. This module reads
-the same objects Volcano writes (from the backend's informers; only events are
-read when asked) and answers with a reason code, the numbers and
-the job's place in its queue; `services.jobs.explain` turns them into sentences.
+the same objects Volcano writes (as the backend's informers hold them) and answers
+with a reason code, the numbers and the job's place in its queue;
+`services.jobs.explain` turns them into sentences.
 
 Reason codes: `QueueClosed`, `WaitingForQuota` (the queue's capability, less what
 its running jobs hold, is short), `NoNodeFits` (no node could hold even one
@@ -14,19 +14,14 @@ worker), `GangIncomplete` (single workers fit, all of them at once do not),
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes_asyncio.client import CoreV1Api
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from spawner.resources import Resources, parse_memory
 
 from ..base import Diagnosis, Shortfall
-from .kubeapi import read_json
 
 GPU_RESOURCES = ("nvidia.com/gpu",)
 IMAGE_WAITS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
@@ -34,7 +29,7 @@ IMAGE_WAITS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 
 @dataclass
 class Facts:
-    """What the cluster says about one pending job, read once per question."""
+    """What the cluster says about one pending job."""
 
     vcjob: Mapping[str, Any]
     pods: Sequence[Mapping[str, Any]]
@@ -48,9 +43,12 @@ class Facts:
     notes: list[str] = field(default_factory=list)
 
 
-async def gather(
-    core: CoreV1Api,
-    namespace: str,
+def podgroup_name(vcjob: Mapping[str, Any]) -> str:
+    """The PodGroup Volcano makes for a Job: `<job>-<job's uid>`."""
+    return f"{vcjob['metadata']['name']}-{vcjob['metadata']['uid']}"
+
+
+def facts(
     vcjob: Mapping[str, Any],
     pods: Sequence[Mapping[str, Any]],
     *,
@@ -58,14 +56,14 @@ async def gather(
     groups: Iterable[Mapping[str, Any]],
     nodes: Sequence[Mapping[str, Any]] | None,
     placed: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]],
 ) -> Facts:
-    """The facts of `vcjob`'s wait: the backend's caches (its queue, the namespace's PodGroups,
-    the nodes, the jobs' pods) and the events on the Job and its PodGroup, read now."""
-    meta = vcjob["metadata"]
+    """The facts of `vcjob`'s wait, from what the backend's informers hold: its queue, the
+    namespace's PodGroups, the nodes, the jobs' pods, and the events on the Job and its PodGroup."""
     queue_name = (vcjob.get("spec") or {}).get("queue") or "default"
-    group = f"{meta['name']}-{meta['uid']}"
+    group = podgroup_name(vcjob)
     in_queue = [g for g in groups if (g.get("spec") or {}).get("queue") == queue_name]
-    facts = Facts(
+    found = Facts(
         vcjob=vcjob,
         pods=pods,
         queue=queue,
@@ -78,29 +76,14 @@ async def gather(
             if (p.get("spec") or {}).get("nodeName")
             and (p.get("status") or {}).get("phase") in ("Pending", "Running")
         ],
+        events=sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""),
     )
-
-    async def read_events(involved: str) -> list[Mapping[str, Any]]:
-        found = await read_json(  # "0": from the API server's cache, not a read through to etcd
-            core.list_namespaced_event,
-            namespace,
-            field_selector=f"involvedObject.name={involved}",
-            resource_version="0",
-        )
-        return list(found.get("items", []))
-
-    answers = await asyncio.gather(read_events(group), read_events(meta["name"]), return_exceptions=True)
-    for answer in answers:  # events this identity may not read (a 403) stay unknown
-        if isinstance(answer, BaseException) and not isinstance(answer, ApiException):
-            raise answer
-    events = [e for answer in answers if isinstance(answer, list) for e in answer]
-    facts.events = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     for task in (vcjob.get("spec") or {}).get("tasks") or []:
         for container in task["template"]["spec"].get("containers", []):
             for name in (container.get("resources") or {}).get("limits") or {}:
                 if name not in ("cpu", "memory"):
-                    facts.gpu_resource = name
-    return facts
+                    found.gpu_resource = name
+    return found
 
 
 def _amounts(resources: Mapping[str, Any] | None) -> dict[str, float]:
