@@ -143,15 +143,27 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> N
         raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
 
 
-def _in_container(
-    mounts: list[tuple[str, str, bool]], hosts: str | None, uid: int, gid: int, groups: list[int], cwd: str
+def in_container(
+    mounts: list[tuple[str, str, bool]],
+    hosts: str | None,
+    uid: int,
+    gid: int,
+    groups: list[int],
+    cwd: str,
+    *,
+    new_session: bool = True,
 ) -> Any:
-    """The preexec function: a private mount namespace with the volumes, then the pod's user."""
+    """The preexec function: a private mount namespace with the volumes, then the pod's user.
+
+    `new_session=False` for a caller that starts the process in its own session already
+    (jupyter_client's kernels: `start_new_session`).
+    """
 
     def setup() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the tests
-        os.setsid()
+        if new_session:
+            os.setsid()
         if libc.unshare(CLONE_NEWNS) != 0:
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -248,7 +260,7 @@ class ProcessKubelet(FakeKubelet):
                 if first and tail is not None:
                     complete = complete[-tail:] if tail else []
                 first = False
-                chunk: list[bytes] = []  # what was read at once goes out in one write, as the kubelet's copy does
+                chunk: list[bytes] = []  # what was read at once goes out in one write, as a kubelet does
                 for line in complete:
                     stamp, _, text = line.partition(b" ")
                     if since and instant(stamp.decode()) < instant(since):
@@ -652,7 +664,7 @@ class ProcessKubelet(FakeKubelet):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=_in_container(mounts, hosts, uid, gid, groups, cwd),
+                preexec_fn=in_container(mounts, hosts, uid, gid, groups, cwd),
             )
             run.processes.append(process)
             assert process.stdout is not None
