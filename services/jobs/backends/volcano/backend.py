@@ -108,8 +108,6 @@ class VolcanoBackend(Backend):
         self.groups_informer: Informer | None = None
         self.nodes_informer: Informer | None = None
         self.events_informer: Informer | None = None
-        self._events_of: dict[str, dict[str, dict[str, Any]]] = {}  # involved object -> event name -> event
-        self._pods_of: dict[str, dict[str, dict[str, Any]]] = {}  # job id -> pod name -> pod
         self.followers: Followers | None = None
         self._secret = b""
         self._deletions: set[asyncio.Future[None]] = set()
@@ -141,6 +139,7 @@ class VolcanoBackend(Backend):
             "job pods",
             self.core.list_namespaced_pod,
             self._pod_changed,
+            index=self._job_id,
             namespace=self.namespace,
             label_selector=SELECTOR,
         )
@@ -164,7 +163,11 @@ class VolcanoBackend(Backend):
         )
         self.nodes_informer = Informer("nodes", self.core.list_node, ignore)
         self.events_informer = Informer(
-            "events", self.core.list_namespaced_event, self._event_changed, namespace=self.namespace
+            "events",
+            self.core.list_namespaced_event,
+            ignore,
+            index=lambda event: (event.get("involvedObject") or {}).get("name"),
+            namespace=self.namespace,
         )
         informers = (
             self.jobs_informer,
@@ -212,32 +215,9 @@ class VolcanoBackend(Backend):
         if not job_id or self.followers is None:
             return
         framework = ((pod.get("metadata") or {}).get("labels") or {}).get(FRAMEWORK_LABEL, "python")
-        name = pod["metadata"]["name"]
-        if deleted:
-            mine = self._pods_of.get(job_id, {})
-            mine.pop(name, None)
-            if not mine:
-                self._pods_of.pop(job_id, None)
-        else:
-            self._pods_of.setdefault(job_id, {})[name] = pod
+        if not deleted:
             self.followers.pod_seen(job_id, framework, self.result_token(job_id), pod)
         self._changed.put_nowait(job_id)
-
-    def _event_changed(self, event: dict[str, Any], deleted: bool) -> None:
-        involved = (event.get("involvedObject") or {}).get("name")
-        if not involved:
-            return
-        name = event["metadata"]["name"]
-        if deleted:
-            mine = self._events_of.get(involved, {})
-            mine.pop(name, None)
-            if not mine:
-                self._events_of.pop(involved, None)
-        else:
-            self._events_of.setdefault(involved, {})[name] = event
-
-    def _events(self, *involved: str) -> list[dict[str, Any]]:
-        return [e for name in involved for e in self._events_of.get(name, {}).values()]
 
     def _vcjob(self, job: Job) -> dict[str, Any] | None:
         name = job.backend_state.get("name")
@@ -245,7 +225,7 @@ class VolcanoBackend(Backend):
         return self.jobs_informer.objects.get(name) if name else None
 
     def _pods(self, job_id: str) -> list[dict[str, Any]]:
-        return list(self._pods_of.get(job_id, {}).values())
+        return self.pods_informer.indexed(job_id) if self.pods_informer is not None else []
 
     # -- the seam -------------------------------------------------------------------------------
     async def submit(self, spec: JobSpec) -> BackendState:
@@ -432,7 +412,7 @@ class VolcanoBackend(Backend):
     def may_have_output(self, job: Job) -> bool:
         """Lines come only from pods: none while Volcano has made none for it."""
         streams = self.followers.jobs.get(job.id) if self.followers is not None else None
-        return job.id in self._pods_of or bool(streams and streams.lines)
+        return bool(self._pods(job.id)) or bool(streams and streams.lines)
 
     async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         if self.followers is None:
@@ -458,7 +438,7 @@ class VolcanoBackend(Backend):
         nodes = self.nodes_informer
         meta = vcjob["metadata"]
         queue = (vcjob.get("spec") or {}).get("queue") or "default"
-        assert self.groups_informer is not None and self.pods_informer is not None
+        assert self.groups_informer and self.pods_informer and self.events_informer
         facts = diagnose.facts(
             vcjob,
             self._pods(job.id),
@@ -466,7 +446,10 @@ class VolcanoBackend(Backend):
             groups=self.groups_informer.objects.values(),
             nodes=None if nodes is None or nodes.forbidden else list(nodes.objects.values()),
             placed=self.pods_informer.objects.values(),
-            events=self._events(meta["name"], diagnose.podgroup_name(vcjob)),
+            events=[
+                *self.events_informer.indexed(meta["name"]),
+                *self.events_informer.indexed(diagnose.podgroup_name(vcjob)),
+            ],
         )
         return diagnose.diagnose(facts, job.resources, job.workers)
 

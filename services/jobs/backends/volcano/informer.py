@@ -23,6 +23,7 @@ from .kubeapi import read_json, watch_events
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[dict[str, Any], bool], None]
+IndexKey = Callable[[dict[str, Any]], str | None]
 
 
 def ignore(obj: dict[str, Any], deleted: bool) -> None:
@@ -34,16 +35,28 @@ RETRY_SECONDS = 1.0
 
 
 class Informer:
-    """`objects` by name once `synced`; `list_call(**kwargs)` is a kubernetes_asyncio list method."""
+    """`objects` by name once `synced`; `list_call(**kwargs)` is a kubernetes_asyncio list method.
+
+    With an `index` (an object's key: a pod's job, an event's object), `indexed(key)` answers
+    the objects of one key without looking at the others, as client-go's indexers do.
+    """
 
     def __init__(
-        self, what: str, list_call: Callable[..., Awaitable[Any]], on_change: OnChange, **kwargs: Any
+        self,
+        what: str,
+        list_call: Callable[..., Awaitable[Any]],
+        on_change: OnChange,
+        *,
+        index: IndexKey | None = None,
+        **kwargs: Any,
     ):
         self.what = what
         self.list_call = list_call
         self.kwargs = kwargs
         self.on_change = on_change
+        self.index = index
         self.objects: dict[str, dict[str, Any]] = {}
+        self._by_key: dict[str, dict[str, dict[str, Any]]] = {}
         self.synced = asyncio.Event()
         self.failures = 0
         self.forbidden = False
@@ -73,10 +86,12 @@ class Informer:
     async def _list(self) -> str:
         listing = await read_json(self.list_call, **self.kwargs)
         fresh = {item["metadata"]["name"]: item for item in listing.get("items", [])}
-        for name, obj in self.objects.items():
-            if name not in fresh:
-                self.on_change(obj, True)
-        self.objects = fresh
+        gone = [obj for name, obj in self.objects.items() if name not in fresh]
+        self.objects, self._by_key = fresh, {}
+        for obj in fresh.values():
+            self._indexed(obj, add=True)
+        for obj in gone:
+            self.on_change(obj, True)
         for obj in fresh.values():
             self.on_change(obj, False)
         self.synced.set()
@@ -94,9 +109,31 @@ class Informer:
                     code = obj.get("code") if isinstance(obj, dict) else None
                     raise ApiException(status=code or 500, reason=str(obj))
                 name = obj["metadata"]["name"]
+                if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+                    continue  # a BOOKMARK
+                before = self.objects.pop(name, None)
+                if before is not None:
+                    self._indexed(before, add=False)
                 if event["type"] == "DELETED":
-                    self.objects.pop(name, None)
                     self.on_change(obj, True)
-                elif event["type"] in ("ADDED", "MODIFIED"):
+                else:
                     self.objects[name] = obj
+                    self._indexed(obj, add=True)
                     self.on_change(obj, False)
+
+    def indexed(self, key: str) -> list[dict[str, Any]]:
+        """The objects whose `index` is `key`."""
+        return list(self._by_key.get(key, {}).values())
+
+    def _indexed(self, obj: dict[str, Any], *, add: bool) -> None:
+        key = self.index(obj) if self.index is not None else None
+        if key is None:
+            return
+        name = obj["metadata"]["name"]
+        if add:
+            self._by_key.setdefault(key, {})[name] = obj
+        else:
+            same = self._by_key.get(key, {})
+            same.pop(name, None)
+            if not same:
+                self._by_key.pop(key, None)
