@@ -224,16 +224,15 @@ class JobMagics(Magics):
         return {name: namespace[name] for name in names}
 
     def _cancel_after_interrupt(self, client: JobsClient, job: Job, interrupt: KeyboardInterrupt) -> None:
-        """Cancel the job the user stopped watching, say so, and keep the interrupt one line long."""
+        """Cancel the job the user stopped watching; the interrupt says what became of it, in one
+        line and once (the cell still ends interrupted, so Run All stops there)."""
         try:
             client.cancel_job(job.id)
         except JobsError as exc:
-            print(f"lavahub: could not cancel job {job.id}: {exc}", file=sys.stderr, flush=True)
-            note = f"KeyboardInterrupt: job {job.id} may still be running"
+            note = f"KeyboardInterrupt: job {job.id} may still be running: it could not be cancelled ({exc})"
         else:
-            print(f"lavahub: job {job.id} cancelled", file=sys.stderr, flush=True)
             note = f"KeyboardInterrupt: job {job.id} cancelled"
-        # IPython shows these lines instead of a traceback through this module
+        # IPython shows this line instead of a traceback through this module
         interrupt._render_traceback_ = lambda: [note]  # type: ignore[attr-defined]
 
     def _explain_failure(self, client: JobsClient, job: Job) -> None:
