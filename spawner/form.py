@@ -26,6 +26,10 @@ _SCRIPT = """
 <script>
 (function () {
   var project = document.getElementById("lavahub-project");
+  var resources = document.querySelector(".lavahub-resources");
+  // the template the pre-filled values were asked for (the last start's): another one starts
+  // from its own defaults, or a value above its maxima would have the start refused
+  var filledFor = resources.dataset.filledFor;
   function sync() {
     var first = null, checkedVisible = false;
     document.querySelectorAll(".lavahub-template").forEach(function (card) {
@@ -41,8 +45,11 @@ _SCRIPT = """
     var chosen = document.querySelector(".lavahub-template input:checked");
     if (chosen) {
       var d = chosen.closest(".lavahub-template").dataset;
+      var other = chosen.value !== filledFor;
+      filledFor = chosen.value;
       ["gpus", "cpus", "memory"].forEach(function (key) {
         var input = document.getElementById("lavahub-" + key);
+        if (other) { input.value = ""; }
         input.placeholder = d[key];
         if (key !== "memory") { input.max = d["max" + key]; }
       });
@@ -108,7 +115,7 @@ def render_form(
         + f'<select class="form-control" id="lavahub-project" name="project">{project_options}</select>'
         + '<p style="margin-top:1em"><strong>Template</strong></p>'
         + f'<div class="lavahub-templates">{"".join(cards)}</div>'
-        + '<div class="lavahub-resources">'
+        + f'<div class="lavahub-resources" data-filled-for="{escape(chosen_template or "")}">'
         + _number_input("gpus", "GPUs", previous, step="1")
         + _number_input("cpus", "CPUs", previous, step="0.5")
         + '<label>Memory<input class="form-control" id="lavahub-memory" name="memory" '
