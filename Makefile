@@ -9,7 +9,12 @@ BIN    := $(VENV)/bin
 STAMPS := .stamps
 CONFIG ?=
 
-.PHONY: install venv-interpreter chromium kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
+.PHONY: install lab-types venv-interpreter chromium kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
+
+# the lab extension (extensions/lavahub-jupyter): its frontend is built again only when its sources change
+LAB         := extensions/lavahub-jupyter
+LAB_SOURCES := $(LAB)/package.json $(LAB)/yarn.lock $(LAB)/.yarnrc.yml $(LAB)/tsconfig.json \
+               $(wildcard $(LAB)/src/*.ts $(LAB)/style/* $(LAB)/schema/*.json)
 
 install: venv-interpreter $(STAMPS)/python $(STAMPS)/node
 
@@ -17,13 +22,29 @@ install: venv-interpreter $(STAMPS)/python $(STAMPS)/node
 venv-interpreter:
 	@if [ -e $(BIN)/python ] && [ "$$(readlink -f $(BIN)/python)" != "$$(readlink -f "$$(command -v $(PYTHON))")" ]; then \
 	  echo "make: .venv was made from $$(readlink -f $(BIN)/python), not $(PYTHON): making it again"; \
-	  rm -rf $(VENV) $(STAMPS)/python; fi
+	  rm -rf $(VENV) $(STAMPS)/platform $(STAMPS)/python; fi
 
-$(STAMPS)/python: pyproject.toml extensions/lavahub-jupyter/pyproject.toml
+# the frontend's TypeScript types of the jobs API, from the service's OpenAPI document
+# (tests/extensions/test_lab_types.py fails when they are out of date)
+lab-types: install
+	$(BIN)/python -m services.jobs.openapi > $(LAB)/node_modules/.jobs-openapi.json
+	cd $(LAB) && node_modules/.bin/openapi-typescript node_modules/.jobs-openapi.json --output src/jobs-api.d.ts
+
+$(STAMPS)/platform: pyproject.toml
 	@mkdir -p $(STAMPS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e extensions/lavahub-jupyter
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# jlpm is JupyterLab's pinned Yarn, from the platform's environment (the jupyter-builder package)
+$(STAMPS)/labextension: $(STAMPS)/platform $(LAB_SOURCES)
+	cd $(LAB) && PATH="$(abspath $(BIN)):$$PATH" jlpm install --immutable && PATH="$(abspath $(BIN)):$$PATH" jlpm build:prod
+	@touch $@
+
+# the extension's wheel carries the built frontend and the server extension's config into .venv
+$(STAMPS)/python: $(STAMPS)/labextension $(LAB)/pyproject.toml $(LAB)/install.json $(wildcard $(LAB)/jupyter-config/server-config/*.json)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pip install --quiet -e $(LAB)
 	@touch $@
 
 $(STAMPS)/node: package.json package-lock.json
@@ -71,3 +92,4 @@ bench: install kube-apiserver
 
 clean:
 	rm -rf $(VENV) $(STAMPS) node_modules .pytest_cache .ruff_cache
+	rm -rf $(LAB)/node_modules $(LAB)/lib $(LAB)/lavahub_jupyter/labextension $(LAB)/tsconfig.tsbuildinfo

@@ -149,6 +149,9 @@ def _services(c: Config, platform: PlatformConfig) -> None:
             "users:activity!user",
             "access:services!service=jobs",
         ]
+        # The lab extension calls the service as the person using the page, with the token of
+        # their login to the server: such tokens may carry this scope (if the person has it).
+        c.Spawner.oauth_client_allowed_scopes = ["access:services!service=jobs"]
         c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{_jobs_url(platform)}/services/jobs/"}
         if platform.backend == "kubernetes" and not is_loopback(hub_service()):
             # pods call the service directly at the hub's Service, so it listens beyond loopback

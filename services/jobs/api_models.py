@@ -97,6 +97,50 @@ class Explanation(BaseModel):
         description="A pending job's kind of wait, where known: WaitingForQuota, NoNodeFits, "
         "GangIncomplete, QueueClosed, ImagePull, Starting.",
     )
+    position: int | None = Field(
+        None, ge=1, description="A pending job's place in the queue it waits in (1: next), where known."
+    )
+
+
+class Quota(BaseModel):
+    """A project's ceiling on what its workspaces and jobs hold together; null: unlimited."""
+
+    cpus: float | None = None
+    memory: str | None = Field(None, description="Such as 64Gi.")
+    gpus: int | None = None
+
+
+class ProjectChoice(BaseModel):
+    name: str
+    quota: Quota
+
+
+class TemplateChoice(BaseModel):
+    """An image template a job may run, with its per-worker defaults and maxima."""
+
+    slug: str
+    display_name: str
+    cpus: float
+    memory: str
+    gpus: int
+    max_cpus: float
+    max_memory: str
+    max_gpus: int
+    projects: list[str] = Field(description="The projects that may use it; empty: every project.")
+
+
+class Options(BaseModel):
+    """What the caller may ask of a job here: the choices and limits a submission form offers."""
+
+    frameworks: list[Framework] = Field(description="What this platform's backend runs.")
+    driver_frameworks: list[Framework] = Field(description="Frameworks whose jobs have exactly 1 worker.")
+    max_workers: int
+    elastic: bool = Field(description="Whether `min_workers` is accepted.")
+    gpus: bool = Field(description="Whether the backend runs GPU jobs at all.")
+    default_timeout: int
+    max_timeout: int
+    projects: list[ProjectChoice] = Field(description="The caller's projects, in the order of the default.")
+    templates: list[TemplateChoice] = Field(description="The enabled templates of any of those projects.")
 
 
 class Result(BaseModel):
@@ -123,6 +167,10 @@ MODELS: tuple[type[BaseModel], ...] = (
     Job,
     JobList,
     Explanation,
+    Quota,
+    ProjectChoice,
+    TemplateChoice,
+    Options,
     Result,
     Error,
     ServiceInfo,

@@ -27,6 +27,7 @@ from .handlers import (
     JobsHandler,
     LogsHandler,
     OpenAPIHandler,
+    OptionsHandler,
     ResultHandler,
     RootHandler,
 )
@@ -116,6 +117,7 @@ def routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (base + "/?", RootHandler),
         (api + "/openapi.json", OpenAPIHandler),
         (api + "/jobs", JobsHandler),
+        (api + "/options", OptionsHandler),
         (api + job, JobHandler),
         (api + job + "/logs", LogsHandler),
         (api + job + "/explain", ExplainHandler),

@@ -129,6 +129,7 @@ def explain(
     }
     if job.state == JobState.PENDING:
         told["reason"] = "WaitingForQuota" if quota is not None else diagnosis.reason
+        told["position"] = quota.position if quota is not None else diagnosis.position
     return told
 
 

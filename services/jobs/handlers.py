@@ -19,7 +19,7 @@ from tornado import iostream, web
 from spawner.projects import Project
 
 from ..api import ApiError, JsonApiHandler
-from .api_models import Explanation, JobList, Result, ServiceInfo
+from .api_models import Explanation, JobList, Options, ProjectChoice, Result, ServiceInfo, TemplateChoice
 from .api_models import Job as JobBody
 from .backends.base import ResultUnavailable
 from .explain import explain
@@ -209,6 +209,36 @@ class ResultHandler(APIHandler):
                 hint="a result exists once a job submitted with `result` has succeeded",
             )
         self.write_model(Result(result=base64.b64encode(data).decode()))
+
+
+class OptionsHandler(APIHandler):
+    async def get(self) -> None:
+        """The choices a submission form offers this caller, from the same sources `POST jobs` checks."""
+        ctx = self.ctx
+        projects = await self.caller_projects()
+        caps = ctx.backend.capabilities
+        limits = ctx.config.jobs
+        templates = [
+            t for t in ctx.templates.list() if t.enabled and any(t.allows_project(name) for name in projects)
+        ]
+        self.write_model(
+            Options(
+                frameworks=list(caps.frameworks),
+                driver_frameworks=sorted(caps.driver_frameworks),
+                max_workers=limits.max_workers,
+                elastic=caps.elastic,
+                gpus=caps.gpus,
+                default_timeout=limits.default_timeout,
+                max_timeout=limits.max_timeout,
+                projects=[ProjectChoice(name=p.name, quota=p.quota.to_dict()) for p in projects.values()],
+                templates=[
+                    TemplateChoice.model_validate(
+                        {k: v for k, v in t.to_dict().items() if k in TemplateChoice.model_fields}
+                    )
+                    for t in templates
+                ],
+            )
+        )
 
 
 class RootHandler(web.RequestHandler):

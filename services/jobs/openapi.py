@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from .api_models import MODELS, Error, Explanation, Job, JobList, Result, Submission
+from .api_models import MODELS, Error, Explanation, Job, JobList, Options, Result, Submission
 
 REF = "#/components/schemas/{model}"
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}
@@ -47,6 +47,12 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Submit a cell as a job",
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(Submission)}}},
             "responses": {"201": _json("the job, pending", Job), **ERRORS},
+        },
+    },
+    "/options": {
+        "get": {
+            "summary": "What the caller may ask of a job: frameworks, limits, their projects and templates",
+            "responses": {"200": _json("the choices", Options), "401": ERRORS["401"], "403": ERRORS["403"]},
         },
     },
     "/jobs/{id}": {
@@ -120,3 +126,9 @@ def openapi(prefix: str) -> dict[str, Any]:
             "schemas": schemas["$defs"],
         },
     }
+
+
+if __name__ == "__main__":  # `make lab-types`: the document the lab extension's types come from
+    import json
+
+    print(json.dumps(openapi("/services/jobs/"), indent=1))

@@ -102,7 +102,7 @@ class JobsService:
             self.config.projects,
             SERVICE_TOKEN,
         )
-        self.url = self.api_url = ""
+        self.url = self.api_url = self.hub_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._started = threading.Event()
@@ -131,8 +131,9 @@ class JobsService:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self.hub_url = self.hub.listen()
         hub_auth = HubAuth(
-            api_url=self.hub.listen(), api_token=SERVICE_TOKEN, access_scopes={ACCESS}, cache_max_age=60
+            api_url=self.hub_url, api_token=SERVICE_TOKEN, access_scopes={ACCESS}, cache_max_age=60
         )
         ctx = self.ctx = Context(self.config, self.backend, hub_auth)
         ctx.templates.seed(self.config.templates)

@@ -72,6 +72,7 @@ EXPECTED: dict[str, tuple[int | str, ...]] = {
     "jobs GET /jobs/{id}/logs":                (401,     OK,   404, 404, 404,  OK),
     "jobs GET /jobs/{id}/explain":             (401,     OK,   404, 404, 404,  OK),
     "jobs GET /jobs/{id}/result":              (401,     OK,   404, 404, 404,  OK),
+    "jobs GET /options":                       (401,     OK,   OK,  OK,  OK,   OK),
     "templates GET /api/":                     (OK,      OK,   OK,  OK,  OK,   OK),
     "templates GET /api/templates":            (401,     OK,   OK,  OK,  OK,   OK),
     "templates POST /api/templates":           (401,     403,  403, 403, OK,   OK),

@@ -138,6 +138,8 @@ def test_services_roles_and_scopes(tmp_path):
         "access:services!service=jobs",
     ]
     assert "access:services!service=jobs" in c.Spawner.server_token_scopes
+    # the lab extension's calls use the visitor's login token, which may carry it too
+    assert c.Spawner.oauth_client_allowed_scopes == ["access:services!service=jobs"]
     assert c.Spawner.environment == {"LAVAHUB_JOBS_URL": "http://127.0.0.1:8082/services/jobs/"}
 
 
@@ -145,6 +147,7 @@ def test_without_jobs_there_is_no_jobs_service(tmp_path):
     c, _ = configured(tmp_path, jobs={"enabled": False})
     assert [s["name"] for s in c.JupyterHub.services] == ["templates"]
     assert "server_token_scopes" not in c.Spawner
+    assert "oauth_client_allowed_scopes" not in c.Spawner
     assert "LAVAHUB_JOBS_URL" not in c.Spawner.get("environment", {})
 
 

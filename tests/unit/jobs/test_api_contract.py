@@ -292,3 +292,19 @@ def test_errors_are_the_documents(
     answered, error = call(service, method, path, body, token=token)
     assert answered == status, error
     conforms(error, documented, method.lower(), status)
+
+
+def test_options_are_the_callers_projects_and_their_templates(service: JobsService) -> None:
+    status, options = call(service, "GET", "options")
+    assert status == 200, options
+    conforms(options, "/options", "get", 200)
+    # alice is in default (8 CPUs) and vision (4 GPUs); pytorch is vision's only
+    assert [(p["name"], p["quota"]) for p in options["projects"]] == [
+        ("default", {"cpus": 8, "memory": None, "gpus": None}),
+        ("vision", {"cpus": None, "memory": None, "gpus": 4}),
+    ]
+    by_slug = {t["slug"]: t for t in options["templates"]}
+    assert sorted(by_slug) == ["python", "pytorch"]
+    assert (by_slug["pytorch"]["gpus"], by_slug["pytorch"]["max_gpus"]) == (0, 2)
+    assert by_slug["pytorch"]["projects"] == ["vision"] and by_slug["python"]["projects"] == []
+    assert options["max_workers"] == 8 and "python" in options["frameworks"]

@@ -1,0 +1,200 @@
+"""The lab extension's server side (`lavahub_jupyter.server`) in a real Jupyter server (pytest-jupyter).
+
+The server runs with JupyterHub's own identity provider, so requests are
+authenticated by a hub (the test hub of `jobs_service`), as under
+`jupyterhub-singleuser`. alice owns the server; bob may visit it. Every call
+is forwarded to the real jobs service, whose recorded requests show whose
+token it carried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from jupyterhub.singleuser.extension import JupyterHubAuthorizer, JupyterHubIdentityProvider
+from pytest_jupyter.jupyter_server import *  # noqa: F403  (pytest-jupyter's fixtures, for this module only)
+from tornado.httpclient import HTTPClientError, HTTPResponse
+from traitlets.config import Config
+
+from services.jobs.backends.base import Diagnosis, Shortfall
+
+from .hub_api import user_model
+from .jobs_service import ACCESS, TOKEN, JobsService
+from .scripted_backend import Plan
+
+SERVER = "access:servers!server=alice/"
+ALICE_BROWSER = "alice-oauth-token"  # alice's login to her own server
+BOB_BROWSER = "bob-oauth-token"  # bob, visiting alice's server (it is shared with him)
+BOB_NO_JOBS = "bob-oauth-token-without-jobs"  # bob's login, issued without access to the jobs service
+
+
+@pytest.fixture(scope="module")
+def hub_users(service: JobsService) -> None:
+    service.hub.users.update(
+        {
+            ALICE_BROWSER: user_model("alice", ["default", "vision"], scopes=[ACCESS, SERVER]),
+            BOB_BROWSER: user_model("bob", ["default"], scopes=[ACCESS, SERVER]),
+            BOB_NO_JOBS: user_model("bob", ["default"], scopes=[SERVER]),
+        }
+    )
+
+
+@pytest.fixture  # type: ignore[no-redef]  # replaces pytest-jupyter's
+def jp_server_config(
+    service: JobsService, hub_users: None, monkeypatch: pytest.MonkeyPatch
+) -> Config:
+    """alice's server as the hub starts it: the hub's env, its identity provider, this extension."""
+    for key, value in {
+        "JUPYTERHUB_API_URL": service.hub_url,
+        "JUPYTERHUB_API_TOKEN": TOKEN,  # the server's own token: alice's
+        "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice",
+        "JUPYTERHUB_USER": "alice",
+        "JUPYTERHUB_SERVICE_PREFIX": "/a%40b/",
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([SERVER]),
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": "/a%40b/oauth_callback",
+        "LAVAHUB_JOBS_URL": service.url,
+        "LAVAHUB_PROJECT": "vision",
+        "LAVAHUB_TEMPLATE": "pytorch",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return Config(
+        {
+            "ServerApp": {
+                "jpserver_extensions": {"lavahub_jupyter": True},
+                "identity_provider_class": JupyterHubIdentityProvider,
+                "authorizer_class": JupyterHubAuthorizer,
+                # a browser sends the _xsrf cookie's token with every POST (tests/browser does);
+                # these requests carry only a token, which JupyterHub's xsrf check sees too late
+                "disable_check_xsrf": True,
+            }
+        }
+    )
+
+
+Fetch = Callable[..., HTTPResponse]
+
+
+@pytest.fixture
+def fetch(jp_fetch: Any, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[Fetch]:
+    """A request to the server as the holder of `token`; answers the response, errors included."""
+
+    def call(*path: str, token: str = ALICE_BROWSER, method: str = "GET", body: Any = None, **params: str):
+        async def go() -> HTTPResponse:
+            try:
+                return await jp_fetch(
+                    *path,
+                    method=method,
+                    headers={"Authorization": f"token {token}"},
+                    params=params,
+                    body=None if body is None else json.dumps(body),
+                    allow_nonstandard_methods=True,
+                )
+            except HTTPClientError as e:
+                assert e.response is not None, e
+                return e.response
+
+        return jp_asyncio_loop.run_until_complete(go())
+
+    yield call
+
+
+def decoded(response: HTTPResponse) -> Any:
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    return json.loads(response.body)
+
+
+def tokens_sent(service: JobsService, method: str, suffix: str) -> list[str]:
+    return [r.headers.get("Authorization", "") for r in service.recorded(method, suffix)]
+
+
+def test_a_visitor_acts_as_themselves_not_as_the_servers_owner(service: JobsService, fetch: Fetch) -> None:
+    answer = fetch("lavahub", "api", "jobs", token=BOB_BROWSER)
+    assert answer.code == 200, answer.body
+    assert decoded(answer) == {"jobs": []}
+    assert tokens_sent(service, "GET", "/jobs") == [f"token {BOB_BROWSER}"]
+
+    submitted = fetch(
+        "lavahub",
+        "api",
+        "jobs",
+        token=BOB_BROWSER,
+        method="POST",
+        body={"code": "print(1)", "project": "vision"},
+    )
+    # bob is not in vision (alice is): the service refuses him, whatever the server's owner may do
+    assert submitted.code == 400 and "vision" in decoded(submitted)["error"]
+    assert service.jobs == []
+
+
+def test_the_owner_submits_follows_and_explains_through_the_server(
+    service: JobsService, fetch: Fetch
+) -> None:
+    service.plans += [
+        Plan(lines=["[worker-0] hello", "[worker-1] hello"]),
+        Plan(
+            pending=60,
+            diagnosis=Diagnosis(pool="default", shortfalls=(Shortfall("CPUs", 4, 1, 2),), position=2),
+        ),
+    ]
+    cwd = str(service.workspace("vision"))
+    done = decoded(
+        fetch("lavahub", "api", "jobs", method="POST", body={"code": "x", "workers": 2, "cwd": cwd})
+    )
+    service.wait_for(lambda: service.jobs[0].record.log_complete, timeout=10)
+    logs = fetch("lavahub", "api", "jobs", done["id"], "logs", follow="true")
+    assert logs.code == 200 and logs.headers["Content-Type"].startswith("text/plain")
+    assert logs.body.decode().splitlines() == ["[worker-0] hello", "[worker-1] hello"]
+
+    waiting = decoded(fetch("lavahub", "api", "jobs", method="POST", body={"code": "y", "cwd": cwd}))
+    service.wait_for(lambda: waiting["id"] in service.backend.scripts)
+    told = decoded(fetch("lavahub", "api", "jobs", waiting["id"], "explain"))
+    assert told["state"] == "pending" and told["position"] == 2 and "CPUs" in told["summary"]
+    cancelled = decoded(fetch("lavahub", "api", "jobs", waiting["id"], method="DELETE"))
+    assert cancelled["state"] == "cancelled"
+    assert set(tokens_sent(service, "POST", "/jobs")) == {f"token {ALICE_BROWSER}"}
+
+
+def test_the_services_errors_pass_through_as_json(service: JobsService, fetch: Fetch) -> None:
+    missing = fetch("lavahub", "api", "jobs", "0123456789abcdef")
+    assert missing.code == 404 and decoded(missing)["hint"] == "GET jobs lists your jobs"
+    bad = fetch("lavahub", "api", "jobs", method="POST", body={"code": "x", "workers": 0})
+    assert bad.code == 400 and decoded(bad)["field"] == "workers"
+    refused = fetch("lavahub", "api", "jobs", token=BOB_NO_JOBS)
+    assert refused.code == 403 and "access:services!service=jobs" in decoded(refused)["hint"]
+
+
+def test_only_the_jobs_apis_routes_are_forwarded(service: JobsService, fetch: Fetch) -> None:
+    for path in (("openapi.json",), ("jobs", "..", "openapi.json"), ("jobs", "not-an-id")):
+        assert fetch("lavahub", "api", *path).code == 404
+    assert service.recorded("GET") == []
+
+
+def test_no_token_no_call(service: JobsService, fetch: Fetch) -> None:
+    # a request the hub does not vouch for never reaches the service
+    assert fetch("lavahub", "api", "jobs", token="not-a-token").code in (302, 403)
+    assert service.recorded("GET") == []
+
+
+def test_options_workspace_and_gpus(service: JobsService, fetch: Fetch) -> None:
+    options = decoded(fetch("lavahub", "api", "options"))
+    assert [p["name"] for p in options["projects"]] == ["default", "vision"]
+    workspace = decoded(fetch("lavahub", "workspace"))
+    assert workspace == {"template": "pytorch", "project": "vision", "jobs": True, "jobs_off": None}
+    # no NVIDIA driver here: no GPUs, and no error
+    assert decoded(fetch("lavahub", "gpus")) == {"gpus": []}
+
+
+def test_jobs_off_is_said_once(service: JobsService, fetch: Fetch, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAVAHUB_JOBS_URL")
+    monkeypatch.setenv("LAVAHUB_JOBS_OFF", "jobs.enabled is false in this platform's config")
+    off = fetch("lavahub", "api", "jobs")
+    assert off.code == 503
+    assert decoded(off) == {
+        "error": "Jobs are off on this platform.",
+        "hint": "jobs.enabled is false in this platform's config",
+    }
