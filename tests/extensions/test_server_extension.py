@@ -44,9 +44,7 @@ def hub_users(service: JobsService) -> None:
 
 
 @pytest.fixture  # type: ignore[no-redef]  # replaces pytest-jupyter's
-def jp_server_config(
-    service: JobsService, hub_users: None, monkeypatch: pytest.MonkeyPatch
-) -> Config:
+def jp_server_config(service: JobsService, hub_users: None, monkeypatch: pytest.MonkeyPatch) -> Config:
     """alice's server as the hub starts it: the hub's env, its identity provider, this extension."""
     for key, value in {
         "JUPYTERHUB_API_URL": service.hub_url,

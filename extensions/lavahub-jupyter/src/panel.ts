@@ -42,7 +42,7 @@ export class JobsPanel extends Widget {
       </div>
       <p class="lavahub-JobsPanel-error" hidden></p>
       <table class="lavahub-JobsTable">
-        <thead><tr><th>Job</th><th>State</th><th>Framework</th><th>Workers</th><th>Project</th><th>Age</th></tr></thead>
+        <thead><tr><th>Job</th><th>State</th><th title="Framework">Kind</th><th title="Workers">W</th><th>Project</th><th>Age</th></tr></thead>
         <tbody></tbody>
       </table>
       <p class="lavahub-JobsPanel-empty" hidden>No jobs yet. Run a cell as a distributed job to start one.</p>
@@ -146,7 +146,7 @@ export class JobsPanel extends Widget {
       row.classList.add('lavahub-mod-selected');
     }
     const cells: [string, string][] = [
-      [job.name === 'cell' ? job.id.slice(0, 8) : job.name, job.id],
+      [job.name === 'cell' ? job.id.slice(0, 6) : job.name, job.id],
       [job.state, job.reason ?? job.state],
       [job.framework, ''],
       [String(job.workers), ''],
