@@ -15,57 +15,36 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from jupyterhub.singleuser.extension import JupyterHubAuthorizer, JupyterHubIdentityProvider
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (pytest-jupyter's fixtures, for this module only)
 from tornado.httpclient import HTTPClientError, HTTPResponse
 from traitlets.config import Config
 
 from services.jobs.backends.base import Diagnosis, Shortfall
 
-from .hub_api import user_model
-from .jobs_service import ACCESS, TOKEN, JobsService
+from .jobs_service import JobsService
+from .lab_server import ALICE_BROWSER, AUTHORIZER, BOB_BROWSER, BOB_NO_JOBS, IDENTITY, add_users, server_env
 from .scripted_backend import Plan
-
-SERVER = "access:servers!server=alice/"
-ALICE_BROWSER = "alice-oauth-token"  # alice's login to her own server
-BOB_BROWSER = "bob-oauth-token"  # bob, visiting alice's server (it is shared with him)
-BOB_NO_JOBS = "bob-oauth-token-without-jobs"  # bob's login, issued without access to the jobs service
 
 
 @pytest.fixture(scope="module")
 def hub_users(service: JobsService) -> None:
-    service.hub.users.update(
-        {
-            ALICE_BROWSER: user_model("alice", ["default", "vision"], scopes=[ACCESS, SERVER]),
-            BOB_BROWSER: user_model("bob", ["default"], scopes=[ACCESS, SERVER]),
-            BOB_NO_JOBS: user_model("bob", ["default"], scopes=[SERVER]),
-        }
-    )
+    add_users(service)
 
 
 @pytest.fixture  # type: ignore[no-redef]  # replaces pytest-jupyter's
-def jp_server_config(service: JobsService, hub_users: None, monkeypatch: pytest.MonkeyPatch) -> Config:
+def jp_server_config(
+    service: JobsService, hub_users: None, monkeypatch: pytest.MonkeyPatch, jp_base_url: str
+) -> Config:
     """alice's server as the hub starts it: the hub's env, its identity provider, this extension."""
-    for key, value in {
-        "JUPYTERHUB_API_URL": service.hub_url,
-        "JUPYTERHUB_API_TOKEN": TOKEN,  # the server's own token: alice's
-        "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice",
-        "JUPYTERHUB_USER": "alice",
-        "JUPYTERHUB_SERVICE_PREFIX": "/a%40b/",
-        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([SERVER]),
-        "JUPYTERHUB_OAUTH_CALLBACK_URL": "/a%40b/oauth_callback",
-        "LAVAHUB_JOBS_URL": service.url,
-        "LAVAHUB_PROJECT": "vision",
-        "LAVAHUB_TEMPLATE": "pytorch",
-    }.items():
+    for key, value in server_env(service, jp_base_url).items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     return Config(
         {
             "ServerApp": {
                 "jpserver_extensions": {"lavahub_jupyter": True},
-                "identity_provider_class": JupyterHubIdentityProvider,
-                "authorizer_class": JupyterHubAuthorizer,
+                "identity_provider_class": IDENTITY,
+                "authorizer_class": AUTHORIZER,
                 # a browser sends the _xsrf cookie's token with every POST (tests/browser does);
                 # these requests carry only a token, which JupyterHub's xsrf check sees too late
                 "disable_check_xsrf": True,
@@ -185,6 +164,11 @@ def test_options_workspace_and_gpus(service: JobsService, fetch: Fetch) -> None:
     assert workspace == {"template": "pytorch", "project": "vision", "jobs": True, "jobs_off": None}
     # no NVIDIA driver here: no GPUs, and no error
     assert decoded(fetch("lavahub", "gpus")) == {"gpus": []}
+    document = decoded(fetch("lavahub", "openapi.json"))
+    assert document["servers"] == [{"url": "/a%40b/lavahub"}]
+    assert {"/api/jobs", "/api/options", "/api/jobs/{id}/logs", "/gpus", "/workspace"} <= set(
+        document["paths"]
+    )
 
 
 def test_jobs_off_is_said_once(service: JobsService, fetch: Fetch, monkeypatch: pytest.MonkeyPatch) -> None:

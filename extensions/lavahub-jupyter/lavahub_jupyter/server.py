@@ -11,6 +11,7 @@ on the way is a JSON error of the service's shape ``{"error", "hint"}``.
 ``<base_url>lavahub/gpus`` reports the utilization and memory of this
 workspace's GPUs (empty without any), and ``<base_url>lavahub/workspace`` the
 template and project the workspace was started with, the defaults of a job.
+``<base_url>lavahub/openapi.json`` documents all of it (`openapi.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tornado import httpclient, iostream, web
 
 from .client import JOBS_OFF_ENV, JOBS_URL_ENV
 from .gpus import workspace_gpus
+from .openapi import server_document
 
 # only the jobs API's own routes travel (services/jobs/openapi.py), nothing else of the service
 API_PATH = r"(options|jobs|jobs/[0-9a-f]{16}|jobs/[0-9a-f]{16}/(?:logs|explain|result))"
@@ -160,6 +162,23 @@ class _VisitorLeft(Exception):
     """The browser closed a followed log: stop reading it from the service."""
 
 
+class OpenAPIHandler(LavahubHandler):
+    """The extension's document, built on the jobs service's (whose operations it forwards)."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        base = os.environ.get(JOBS_URL_ENV, "").strip()
+        if not base:
+            return self.fail(503, "Jobs are off on this platform.", os.environ.get(JOBS_OFF_ENV))
+        url = urljoin(base if base.endswith("/") else base + "/", "api/openapi.json")
+        try:
+            response = await httpclient.AsyncHTTPClient().fetch(url, request_timeout=REQUEST_TIMEOUT)
+            jobs = json.loads(response.body)
+        except (OSError, ValueError, httpclient.HTTPClientError) as e:
+            return self.fail(502, "The jobs service's API document could not be read.", str(e))
+        self.finish(server_document(jobs, self.base_url))
+
+
 class GpusHandler(LavahubHandler):
     @web.authenticated
     def get(self) -> None:
@@ -187,6 +206,7 @@ def setup_handlers(web_app: Any) -> None:
         ".*$",
         [
             (url_path_join(base, "api", API_PATH), JobsApiHandler),
+            (url_path_join(base, "openapi.json"), OpenAPIHandler),
             (url_path_join(base, "gpus"), GpusHandler),
             (url_path_join(base, "workspace"), WorkspaceHandler),
         ],
