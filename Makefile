@@ -38,7 +38,7 @@ $(STAMPS)/platform: pyproject.toml
 	@touch $@
 
 # jlpm is JupyterLab's pinned Yarn, from the platform's environment (the jupyter-builder package)
-$(STAMPS)/labextension: $(STAMPS)/platform $(LAB_SOURCES)
+$(STAMPS)/labextension: $(LAB_SOURCES) | $(STAMPS)/platform
 	cd $(LAB) && PATH="$(abspath $(BIN)):$$PATH" jlpm install --immutable && PATH="$(abspath $(BIN)):$$PATH" jlpm build:prod
 	@touch $@
 

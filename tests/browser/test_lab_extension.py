@@ -151,6 +151,19 @@ def test_a_cell_runs_as_a_two_worker_job_from_its_button(lab) -> None:
     page.screenshot(path=str(ARTIFACTS / "log-viewer.png"))
 
 
+def test_the_command_is_in_the_context_menu_and_the_palette_and_no_gpu_item_shows(lab) -> None:
+    page, _ = lab
+    page.click(".jp-Notebook .jp-CodeCell .jp-InputPrompt", button="right")
+    page.locator(".lm-Menu-itemLabel", has_text="Run Cell as Distributed Job").wait_for()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+C")
+    page.fill(".lm-CommandPalette-input", "Distributed Job")
+    page.locator(".lm-CommandPalette-itemLabel", has_text="Run Cell as Distributed Job").wait_for()
+    page.keyboard.press("Escape")
+    # this machine has no GPUs: the status bar shows no GPU item
+    assert page.locator(".lavahub-GpuStatus").count() == 0 or not page.is_visible(".lavahub-GpuStatus")
+
+
 def test_a_long_job_is_cancelled_from_the_panel_and_a_waiting_one_explained(lab) -> None:
     page, alice = lab
     # alice's workspace holds 1 of project default's 3 CPUs; the long job the other 2
@@ -175,3 +188,20 @@ def test_a_long_job_is_cancelled_from_the_panel_and_a_waiting_one_explained(lab)
     # with the long job gone the waiting one is admitted and runs
     wait_for_state(alice, waiting["id"], {"running", "succeeded"})
     assert json.dumps(told.inner_text())  # the explanation stays readable text, never raw JSON
+
+
+def test_the_log_viewer_keeps_every_line_of_a_fast_job(lab) -> None:
+    page, alice = lab
+    lines = 20_000
+    # 20,000 lines in bursts over about 5 s: the viewer is open while they arrive
+    code = f"import time\nfor i in range({lines}):\n    print('line', i)\n    i % 1000 or time.sleep(0.25)\n"
+    job = alice.jobs("POST", json={"code": code, "project": "default", "name": "chatty"}).json()
+    wait_for_state(alice, job["id"], {"running", "succeeded"})
+    open_jobs_panel(page)
+    page.click("#lavahub-jobs .lavahub-refresh")
+    page.dblclick(f".lavahub-JobRow[data-job-id='{job['id']}']")
+    view = page.locator(f"#lavahub-logs-{job['id']}")
+    view.locator(".lavahub-LogView-status").get_by_text("succeeded").wait_for(timeout=120_000)
+    shown = view.locator(".lavahub-LogView-lines").evaluate("node => node.textContent.split('\\n')")
+    workers = [line for line in shown if line.startswith("[worker-0] ")]
+    assert workers == [f"[worker-0] line {i}" for i in range(lines)]
