@@ -330,7 +330,7 @@ def test_openapi_describes_every_route(platform):
     spec = requests.get(f"{platform.url}/services/jobs/api/openapi.json", timeout=10).json()
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {
-        "/jobs", "/jobs/{id}", "/jobs/{id}/logs", "/jobs/{id}/explain", "/jobs/{id}/result"
+        "/jobs", "/jobs/{id}", "/jobs/{id}/logs", "/jobs/{id}/explain", "/jobs/{id}/result", "/options"
     }  # fmt: skip
     json.dumps(spec)
 
