@@ -83,3 +83,17 @@ def test_waiting_for_the_projects_quota_counts_holders_and_says_the_place_in_the
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th",
     ]  # fmt: skip
+
+
+def test_a_pending_jobs_place_in_its_queue_is_a_field_too():
+    from services.jobs.explain import QuotaWait
+
+    queued = explain(job(), diagnosis=Diagnosis(pool="default", position=3), ahead=[], failing_lines=[])
+    assert queued["position"] == 3
+    quota = QuotaWait(project="default", position=2)
+    assert (
+        explain(job(), diagnosis=Diagnosis(position=7), ahead=[], failing_lines=[], quota=quota)["position"]
+        == 2
+    )  # the project's queue comes first: the cluster's is not reached yet
+    assert explain(job(), diagnosis=None, ahead=[], failing_lines=[])["position"] is None
+    assert "position" not in explain(job(JobState.RUNNING), diagnosis=None, ahead=[], failing_lines=[])
