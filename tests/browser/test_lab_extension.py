@@ -153,6 +153,7 @@ def test_a_cell_runs_as_a_two_worker_job_from_its_button(lab) -> None:
 
 def test_the_command_is_in_the_context_menu_and_the_palette_and_no_gpu_item_shows(lab) -> None:
     page, _ = lab
+    page.click(".lm-DockPanel-tabBar .lm-TabBar-tab:has-text('jobs.ipynb')")  # the log viewer is in front
     page.click(".jp-Notebook .jp-CodeCell .jp-InputPrompt", button="right")
     page.locator(".lm-Menu-itemLabel", has_text="Run Cell as Distributed Job").wait_for()
     page.keyboard.press("Escape")
