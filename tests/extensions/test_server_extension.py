@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (pytest-jupyter's fixtures, for this module only)
-from tornado.httpclient import HTTPClientError, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 from traitlets.config import Config
 
 from services.jobs.backends.base import Diagnosis, Shortfall
@@ -180,3 +181,29 @@ def test_jobs_off_is_said_once(service: JobsService, fetch: Fetch, monkeypatch: 
         "error": "Jobs are off on this platform.",
         "hint": "jobs.enabled is false in this platform's config",
     }
+
+
+def test_a_followed_log_streams_through_the_server_as_it_is_written(
+    service: JobsService, fetch: Fetch, jp_http_port: int, jp_base_url: str,
+    jp_asyncio_loop: asyncio.AbstractEventLoop,
+) -> None:  # fmt: skip
+    service.plans.append(Plan(lines=[f"[worker-0] step {i}" for i in range(5)], interval=0.4))
+    cwd = str(service.workspace("vision"))
+    job = decoded(fetch("lavahub", "api", "jobs", method="POST", body={"code": "x", "cwd": cwd}))
+    arrived: list[tuple[float, bytes]] = []
+
+    async def follow() -> int:
+        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}lavahub/api/jobs/{job['id']}/logs?follow=true"
+        response = await AsyncHTTPClient().fetch(
+            url,
+            headers={"Authorization": f"token {ALICE_BROWSER}"},
+            streaming_callback=lambda chunk: arrived.append((time.monotonic(), chunk)),
+            request_timeout=60,
+        )
+        return response.code
+
+    assert jp_asyncio_loop.run_until_complete(follow()) == 200
+    text = b"".join(chunk for _, chunk in arrived).decode()
+    assert text.splitlines() == [f"[worker-0] step {i}" for i in range(5)]
+    # the lines came as they were written (0.4 s apart), not all at once at the end
+    assert arrived[-1][0] - arrived[0][0] > 1.0, [round(t - arrived[0][0], 2) for t, _ in arrived]
