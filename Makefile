@@ -25,7 +25,7 @@ venv-interpreter:
 	  rm -rf $(VENV) $(STAMPS)/platform $(STAMPS)/python; fi
 
 # the frontend's TypeScript types of the jobs API, from the service's OpenAPI document
-# (tests/extensions/test_lab_types.py fails when they are out of date)
+# (tests/extensions/test_lab_frontend.py fails when they are out of date)
 lab-types: install
 	$(BIN)/python -m services.jobs.openapi > $(LAB)/node_modules/.jobs-openapi.json
 	cd $(LAB) && node_modules/.bin/openapi-typescript node_modules/.jobs-openapi.json --output src/jobs-api.d.ts

@@ -32,7 +32,6 @@ WORKSPACE = {
         "jobs_off": {"type": ["string", "null"], "description": "Why not, where it does not."},
     },
 }
-ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import httpclient, iostream, web
 
-from .client import JOBS_OFF_ENV, JOBS_URL_ENV
+from .client import JOBS_OFF_ENV, JOBS_URL_ENV, JobsClient, JobsError
 from .gpus import workspace_gpus
 from .openapi import server_document
 
@@ -59,6 +59,15 @@ class LavahubHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": error, "hint": hint}))
 
+    def jobs_api(self) -> str | None:
+        """The jobs API's URL, from the workspace's environment as the magic reads it; None (and a
+        503 said) where the platform runs no jobs."""
+        try:
+            return JobsClient.from_env(os.environ).api_url
+        except JobsError as e:
+            self.fail(503, "Jobs are off on this platform.", e.hint)
+            return None
+
 
 class JobsApiHandler(LavahubHandler):
     """Forwards one jobs API call, as the visitor; a followed log is passed on as it arrives."""
@@ -76,10 +85,9 @@ class JobsApiHandler(LavahubHandler):
         await self._forward("DELETE", path)
 
     async def _forward(self, method: str, path: str) -> None:
-        base = os.environ.get(JOBS_URL_ENV, "").strip()
-        if not base:
-            reason = os.environ.get(JOBS_OFF_ENV) or f"{JOBS_URL_ENV} is not set"
-            return self.fail(503, "Jobs are off on this platform.", reason)
+        api = self.jobs_api()
+        if api is None:
+            return
         token = visiting_token(self)
         if token is None:
             return self.fail(
@@ -87,7 +95,7 @@ class JobsApiHandler(LavahubHandler):
                 "Jobs are run through JupyterHub: this server was not started by a hub.",
                 "open JupyterLab from the lavahub hub",
             )
-        url = urljoin(base if base.endswith("/") else base + "/", "api/" + path)
+        url = urljoin(api, path)
         if self.request.query:
             url += "?" + self.request.query
         follow = path.endswith("/logs") and bool(FOLLOW.search(self.request.query))
@@ -167,12 +175,13 @@ class OpenAPIHandler(LavahubHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        base = os.environ.get(JOBS_URL_ENV, "").strip()
-        if not base:
-            return self.fail(503, "Jobs are off on this platform.", os.environ.get(JOBS_OFF_ENV))
-        url = urljoin(base if base.endswith("/") else base + "/", "api/openapi.json")
+        api = self.jobs_api()
+        if api is None:
+            return
         try:
-            response = await httpclient.AsyncHTTPClient().fetch(url, request_timeout=REQUEST_TIMEOUT)
+            response = await httpclient.AsyncHTTPClient().fetch(
+                urljoin(api, "openapi.json"), request_timeout=REQUEST_TIMEOUT
+            )
             jobs = json.loads(response.body)
         except (OSError, ValueError, httpclient.HTTPClientError) as e:
             return self.fail(502, "The jobs service's API document could not be read.", str(e))
