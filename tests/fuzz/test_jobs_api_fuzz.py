@@ -4,9 +4,6 @@ The real jobs application (its handlers, store, logs and supervisor) runs on
 loopback with a scripted cluster and a test hub (`tests/extensions/jobs_service`);
 schemathesis reads `api/openapi.json` from the running service and sends every
 operation inputs generated from it, both fitting the document and not, as alice.
-
-(schemathesis's own pytest loader, `from_fixture`, does not run on pytest 9, so
-each operation is one test item here, its cases drawn with `@given`.)
 """
 
 from __future__ import annotations
@@ -16,15 +13,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Ok
 
 from services.jobs.openapi import PATHS
 from tests.extensions.jobs_service import TOKEN, JobsService, running
 from tests.extensions.scripted_backend import Plan
+from tests.fuzz.operations import MODES, fuzz, served
 
 AS_ALICE = {"Authorization": f"token {TOKEN}"}
 OPERATIONS = [(method.upper(), path) for path, methods in PATHS.items() for method in methods]
@@ -62,32 +56,12 @@ def alices_jobs(service: JobsService) -> list[str]:
 
 
 def test_every_served_operation_is_fuzzed(jobs_api: schemathesis.BaseSchema) -> None:
-    operations = list(jobs_api.get_all_operations())
-    assert all(isinstance(op, Ok) for op in operations), "the document has an invalid operation"
-    served = {(op.ok().method.upper(), op.ok().path) for op in operations if isinstance(op, Ok)}
-    assert served == set(OPERATIONS)
+    assert served(jobs_api) == set(OPERATIONS)
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize("mode", MODES, ids=str)
 def test_no_input_gives_a_server_error(
     jobs_api: schemathesis.BaseSchema, alices_jobs: list[str], method: str, path: str, mode: GenerationMode
 ) -> None:
-    operation = jobs_api[path][method]
-    cases = operation.as_strategy(mode)
-    if "{id}" in path:  # generated ids name no job: also aim at alice's real ones
-        cases |= st.sampled_from(alices_jobs).flatmap(
-            lambda job_id: operation.as_strategy(mode, path_parameters={"id": job_id})
-        )
-
-    @given(case=cases)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    def fuzz(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers=AS_ALICE, checks=[not_a_server_error])
-
-    fuzz()
+    fuzz(jobs_api, method, path, mode, job_ids=alices_jobs, headers=AS_ALICE, examples=EXAMPLES)

@@ -19,16 +19,13 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Ok
 
 from services.jobs.openapi import PATHS
 from tests.extensions.jobs_service import JobsService, running
 from tests.extensions.lab_server import ALICE_BROWSER, AUTHORIZER, IDENTITY, add_users, server_env
 from tests.extensions.scripted_backend import Plan
+from tests.fuzz.operations import MODES, fuzz, served
 from tests.hubclient import free_port
 
 AS_ALICE = {"Authorization": f"token {ALICE_BROWSER}"}
@@ -106,32 +103,12 @@ def alices_jobs(service: JobsService, lab_url: str) -> list[str]:
 
 
 def test_every_operation_of_the_extension_is_fuzzed(lab_api: schemathesis.BaseSchema) -> None:
-    operations = list(lab_api.get_all_operations())
-    assert all(isinstance(op, Ok) for op in operations), "the document has an invalid operation"
-    served = {(op.ok().method.upper(), op.ok().path) for op in operations if isinstance(op, Ok)}
-    assert served == set(OPERATIONS)
+    assert served(lab_api) == set(OPERATIONS)
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize("mode", MODES, ids=str)
 def test_no_input_gives_a_server_error(
     lab_api: schemathesis.BaseSchema, alices_jobs: list[str], method: str, path: str, mode: GenerationMode
 ) -> None:
-    operation = lab_api[path][method]
-    cases = operation.as_strategy(mode)
-    if "{id}" in path:  # generated ids name no job: also aim at alice's real ones
-        cases |= st.sampled_from(alices_jobs).flatmap(
-            lambda job_id: operation.as_strategy(mode, path_parameters={"id": job_id})
-        )
-
-    @given(case=cases)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    def fuzz(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers=AS_ALICE, checks=[not_a_server_error])
-
-    fuzz()
+    fuzz(lab_api, method, path, mode, job_ids=alices_jobs, headers=AS_ALICE, examples=EXAMPLES)
