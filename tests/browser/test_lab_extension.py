@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.hub_pages import log_in
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
     USER_PASSWORD,
     Platform,
@@ -58,13 +59,8 @@ def platform(jobs_platform: Platform) -> Platform:  # noqa: F811
 def lab(platform: Platform, browser) -> Iterator:
     """alice's JupyterLab, after logging in and starting a workspace from the spawn form."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = log_in(browser, platform.url, "alice", USER_PASSWORD, width=1400)
     page.set_default_timeout(60_000)
-    page.goto(f"{platform.url}/hub/login")
-    page.fill("#username_input", "alice")
-    page.fill("#password_input", USER_PASSWORD)
-    page.click("#login_submit")
-    page.wait_for_load_state()
     page.goto(f"{platform.url}/hub/spawn")
     page.select_option("#lavahub-project", "default")
     page.check("input[value='python']")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.hub_pages import log_in
 from tests.integration.conftest import ADMIN_PASSWORD, PLATFORM, USER_PASSWORD, start_platform
 
 pytestmark = pytest.mark.integration
@@ -14,16 +15,6 @@ def platform(tmp_path):
     running = start_platform(tmp_path, PLATFORM)
     yield running
     running.stop()
-
-
-def log_in(browser, url: str, user: str, password: str):
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.goto(f"{url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_load_state()
-    return page
 
 
 def test_an_admin_adds_a_template_and_a_user_starts_a_workspace_from_it(browser, platform, tmp_path):
