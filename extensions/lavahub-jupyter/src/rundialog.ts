@@ -16,7 +16,8 @@ import {
   IRunChoice,
   jobCell,
   limitsFor,
-  Options
+  Options,
+  templatesFor
 } from './model';
 
 // loads the magic where the kernel has not (quietly: nothing shows in the cell)
@@ -40,15 +41,17 @@ class RunForm extends Widget {
       <p class="lavahub-RunForm-problem" role="alert"></p>`;
     this.fill('framework', options.frameworks, initial.framework);
     this.fill('project', options.projects.map(p => p.name), initial.project);
+    this.fill(
+      'template',
+      templatesFor(options, initial.project).map(t => t.slug),
+      initial.template
+    );
     this.field('workers').value = String(initial.workers);
     this.field('gpus').value = String(initial.gpus);
     this.node.addEventListener('input', () => this.refreshForm(), true);
     this.node.addEventListener('change', () => this.refreshForm(), true);
-    this.template = initial.template;
     this.refreshForm();
   }
-
-  private template: string;
 
   field(name: string): HTMLInputElement & HTMLSelectElement {
     return this.node.querySelector(`[name="${name}"]`) as HTMLInputElement &
@@ -83,9 +86,8 @@ class RunForm extends Widget {
 
   private refreshForm(): void {
     const chosen = this.value();
-    const limits = limitsFor(this.options, chosen.project, chosen.template || this.template, chosen.workers);
-    this.fill('template', limits.templates, chosen.template || this.template);
-    this.template = this.field('template').value;
+    const limits = limitsFor(this.options, chosen.project, chosen.template, chosen.workers);
+    this.fill('template', limits.templates, chosen.template); // the project's, keeping the choice
     this.field('workers').max = String(limits.maxWorkers);
     this.field('gpus').max = String(limits.maxGpus);
     (this.node.querySelector('.lavahub-RunForm-limits') as HTMLElement).textContent =
