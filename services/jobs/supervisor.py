@@ -32,7 +32,6 @@ from .models import Job, JobSpec, JobState, Observation
 from .payloads import Payloads
 from .spec import check_fits_quota
 from .store import JobStore
-from .waiting import within
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,8 @@ FINAL_GRACE = 1.0  # after a job ends, how long its last lines may still arrive
 SUBMIT_TRIES = 12  # a cluster that keeps refusing for about a minute fails the job
 MAX_BACKOFF = 10.0  # seconds: the longest a failing job waits before its next try
 LOGS_TIMEOUT = 30.0  # seconds: a backend's `logs` that takes longer counts as a failed step
+HANDOVER_GRACE = 5.0  # seconds a stopping service waits for lines a backend is handing over
+CONCLUDE_WAIT = 1.0  # seconds an ended job's last copy may delay recording its end
 FINISH_TRIES = 6  # an ended job whose last lines fail this often gets its log closed without them
 
 
@@ -368,7 +369,10 @@ class Supervisor:
             try:
                 async for job_id, seen in self.backend.watch(self._watched):
                     try:
-                        self.observe(job_id, seen)
+                        if seen.state.done:
+                            self._conclude_soon(job_id, seen)
+                        else:
+                            self.observe(job_id, seen)
                     except Exception:
                         log.exception("Recording what the cluster said of job %s failed", job_id)
             except asyncio.CancelledError:
@@ -376,6 +380,22 @@ class Supervisor:
             except Exception:
                 log.exception("Watching the backend failed; watching again")
             await asyncio.sleep(LOG_INTERVAL)
+
+    def _conclude_soon(self, job_id: str, seen: Observation) -> None:
+        """The backend saw the job end: copy the lines it has so far first (for at most
+        CONCLUDE_WAIT), so that a client that sees `failed` finds the lines that explain it.
+        With a step of the job in flight (a copy, most likely), the end is recorded at once."""
+        if self._start(job_id, lambda tracked: self._conclude(tracked, seen)) is None:
+            self.observe(job_id, seen)
+
+    async def _conclude(self, tracked: Tracked, seen: Observation) -> None:
+        job = self.store.get(tracked.job_id)
+        if job is None or job.state.done:
+            return
+        copy = asyncio.ensure_future(self._copy_logs(job, final=False))
+        await asyncio.wait({copy}, timeout=CONCLUDE_WAIT)
+        self.observe(job.id, seen)
+        await copy  # a slow copy goes on as this job's step; its failure counts as the step's
 
     def _watched(self) -> list[Job]:
         return [job for job in self.store.unfinished() if job.submitted]
@@ -415,8 +435,20 @@ class Supervisor:
     async def _copy_logs(self, job: Job, *, final: bool) -> None:
         """New lines from the backend into the job's log; none once that log is full, but the last."""
         job_log = self.logs[job.id]
-        if job.submitted and (final or not job_log.truncated):
-            came, lines = await within(self.backend.logs(job, final=final), LOGS_TIMEOUT)
-            if not came:
-                raise TimeoutError(f"the backend gave no logs within {LOGS_TIMEOUT:.0f} s")
-            job_log.append(lines or [])
+        if not job.submitted or (job_log.truncated and not final):
+            return
+        # a backend moves its cursor as it hands lines over: once asked, its answer is kept even
+        # when the service stops meanwhile, or a restarted service would never see those lines
+        asked = asyncio.ensure_future(self.backend.logs(job, final=final))
+        try:
+            await asyncio.wait({asked}, timeout=LOGS_TIMEOUT)
+        except asyncio.CancelledError:
+            await asyncio.wait({asked}, timeout=HANDOVER_GRACE)
+            if asked.done() and not asked.cancelled() and asked.exception() is None:
+                job_log.append(asked.result() or [])
+            asked.cancel()
+            raise
+        if not asked.done():
+            asked.cancel()
+            raise TimeoutError(f"the backend gave no logs within {LOGS_TIMEOUT:.0f} s")
+        job_log.append(asked.result() or [])

@@ -264,3 +264,33 @@ def test_a_cluster_that_cannot_take_a_job_yet_is_asked_less_and_less_often(tmp_p
         assert stored(store, job.id).state == JobState.PENDING
 
     asyncio.run(scenario())
+
+
+class HandingOverBackend(SlowBackend):
+    """Hands its lines over a moment after it was asked, its cursor moved from then on
+    (as the Volcano backend's take, or the Ray backend's file tail in a thread)."""
+
+    async def logs(self, job: Job, *, final: bool = False) -> list[str]:
+        await asyncio.sleep(0.2)
+        return ["[worker-0] line 5"]
+
+
+def test_lines_being_handed_over_when_the_service_stops_are_kept(tmp_path):
+    async def scenario():
+        store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        supervisor, job = supervised(tmp_path, store, HandingOverBackend(), spec("c" * 16))
+        store.update(job.id, submitted=True)
+        submitted = store.get(job.id)
+        assert submitted is not None
+        copying = asyncio.ensure_future(supervisor._copy_logs(submitted, final=False))
+        await asyncio.sleep(0.05)  # asked, not answered yet
+        copying.cancel()  # the service stops
+        try:
+            await copying
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("the stop was swallowed")
+        assert supervisor.logs[job.id].read() == ["[worker-0] line 5"]
+
+    asyncio.run(scenario())
