@@ -88,7 +88,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install kube-apiserver
-	$(BIN)/python benchmarks/spawn.py && $(BIN)/python benchmarks/jobs.py && $(BIN)/python benchmarks/kube_spawn.py && $(BIN)/python benchmarks/volcano.py
+	$(BIN)/python benchmarks/spawn.py && $(BIN)/python benchmarks/cells.py && $(BIN)/python benchmarks/jobs.py && $(BIN)/python benchmarks/kube_spawn.py && $(BIN)/python benchmarks/volcano.py
 
 clean:
 	rm -rf $(VENV) $(STAMPS) node_modules .pytest_cache .ruff_cache

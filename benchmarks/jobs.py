@@ -1,12 +1,10 @@
 """The jobs service's costs, each against a baseline measured in the same run on the same machine.
 
-1. Overhead: a trivial 2-worker job, POST -> `succeeded`, against the same two 1-CPU tasks as a
-   plain Ray job (JobSubmissionClient, as `ray job submit`) on the same warm Ray head: what the
-   service, its supervisor, the gang launcher and state polling cost a cell. Target: ratio <= 1.25.
-2. API: accepted submissions/s (real 1-worker jobs, POSTs only, then cancelled) and `GET jobs`
-   latency with 10,000 stored jobs, against GET /hub/api/user through the same proxy (the hub's
-   own API round-trip). Target: `GET jobs` p99 <= 50 ms.
-3. Logs: a job prints a 2,000-line burst, then 50 lines 20 ms apart (`<i> <time.time()>`): burst
+(A cell job's own speed, against Ray's Jobs API and torchrun, is benchmarks/cells.py.)
+1. API: accepted submissions/s (real 1-worker jobs, POSTs only from one client, then cancelled) and
+   `GET jobs` latency with 10,000 stored jobs, against GET /hub/api/user through the same proxy
+   (the hub's own API round-trip). Target: `GET jobs` p99 <= 50 ms.
+2. Logs: a job prints a 2,000-line burst, then 50 lines 20 ms apart (`<i> <time.time()>`): burst
    lines/s (first print -> last arrival) and the latency a line gains (arrival - print) through
    `logs?follow=true`, against polling the worker's log file every 10 ms. Target: p95 <= 300 ms.
 Run from the repository root: `.venv/bin/python benchmarks/jobs.py`. Exits 1 if a target is missed.
@@ -34,31 +32,17 @@ sys.path.insert(0, str(ROOT))
 
 import psutil
 import requests
-from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from sqlalchemy.orm import Session
 
 from lavahub.config import RayConfig
-from services.jobs.backends.ray import SUBMISSION_PREFIX, RayBackend
+from services.jobs.backends.ray import RayBackend
 from services.jobs.spec import new_job_id
 from services.jobs.store import JobRow, JobStore
 from tests.hubclient import HubClient, free_port
 from tests.integration.conftest import JOBS_PLATFORM, Platform, RayCluster, start_platform
 
-POLL = 0.1  # both sides poll their job's state this often
+POLL = 0.1  # how often a job's state is polled
 DONE = {"succeeded", "failed", "cancelled"}
-TRIVIAL = 'import os; print(os.environ["RANK"])'
-# lavahub's 2-worker job as plain Ray: two 1-CPU tasks, each running the cell as its own process
-RAY_SCRIPT = f"""import os, subprocess, sys
-import ray
-
-@ray.remote(num_cpus=1)
-def worker(rank):
-    env = {{**os.environ, "RANK": str(rank)}}
-    return subprocess.run([sys.executable, "-c", {TRIVIAL!r}], env=env).returncode
-
-ray.init()
-sys.exit(max(ray.get([worker.remote(rank) for rank in range(2)])))
-"""
 BURST, SLOW = 2000, 50
 STREAM = (
     f"import time\nfor i in range({BURST}):\n    print(i, time.time())\n"
@@ -98,10 +82,6 @@ def pct(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
 
 
-def ts(iso: str | None) -> float:
-    return datetime.fromisoformat(iso).timestamp() if iso else float("nan")
-
-
 def wait_job(alice: HubClient, job_id: str, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,74 +98,7 @@ def submit(alice: HubClient, body: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
-def lavahub_run(alice: HubClient) -> tuple[float, dict[str, Any]]:
-    start = time.time()
-    job = wait_job(alice, submit(alice, {"code": TRIVIAL, "workers": 2})["id"])
-    elapsed = time.time() - start
-    if job["state"] != "succeeded":
-        raise RuntimeError(f"lavahub job {job['id']} {job['state']}: {job['reason']}")
-    return elapsed, {**job, "posted": start}
-
-
-def ray_run(ray: JobSubmissionClient, script: Path) -> float:
-    start = time.time()
-    submission = ray.submit_job(entrypoint=f"{sys.executable} {script}")
-    while not (status := ray.get_job_status(submission)).is_terminal():
-        time.sleep(POLL)
-    if status != JobStatus.SUCCEEDED:
-        raise RuntimeError(f"plain Ray job {status}: {ray.get_job_logs(submission)[-2000:]}")
-    return time.time() - start
-
-
-def breakdown(job: dict[str, Any], ray: JobSubmissionClient, data_dir: Path) -> str:
-    """Where a lavahub job's time went: its timestamps, its Ray job's and the launcher's log."""
-    info = ray.get_job_info(SUBMISSION_PREFIX + job["id"])
-    assert info.start_time is not None and info.end_time is not None  # the job has run and ended
-    r0, r1 = info.start_time / 1000, info.end_time / 1000
-    created, started = ts(job["created"]), ts(job["started"])
-    steps = {
-        "POST->created": created - job["posted"], "->ray job created": r0 - created,
-        "->running (placed)": started - r0, "->ray job ended": r1 - started,
-        "->succeeded": ts(job["finished"]) - r1,
-    }  # fmt: skip
-    launcher = (data_dir / "users/alice/.lavahub/jobs" / job["id"] / "logs/launcher.log").read_text()
-    times = ", ".join(f"{k} {v:.2f}s" for k, v in steps.items())
-    return f"{times}; launcher.log: {launcher.strip().replace(chr(10), ' | ')}"
-
-
-def overhead(alice: HubClient, ray: JobSubmissionClient, args: argparse.Namespace) -> list[Row]:
-    script = args.tmp / "plain_ray_job.py"
-    script.write_text(RAY_SCRIPT)
-    lavahub: list[float] = []
-    plain: list[float] = []
-    for i in range(args.warmup + args.runs):  # interleaved, so drift hits both alike
-        elapsed, job = lavahub_run(alice)
-        baseline = ray_run(ray, script)
-        warm = i < args.warmup
-        print(f"  run {i}{' (warm-up)' if warm else ''}: lavahub {elapsed:.2f}s, plain Ray {baseline:.2f}s")
-        print("   ", breakdown(job, ray, args.data_dir))
-        if not warm:
-            lavahub.append(elapsed)
-            plain.append(baseline)
-    ours, base = statistics.median(lavahub), statistics.median(plain)
-    ratio = ours / base
-    return [
-        ("2-worker job median s", f"{ours:.2f}", f"{base:.2f}", "", None),
-        ("  ratio lavahub/plain Ray", f"{ratio:.2f}", "", "<= 1.25", ratio <= 1.25),
-    ]  # fmt: skip
-
-
-def ray_quiet(ray: JobSubmissionClient, timeout: float) -> dict[str, JobDetails]:
-    """Every Ray job as Ray has it once none is pending or running (or `timeout` passes)."""
-    deadline = time.monotonic() + timeout
-    jobs = ray.list_jobs()
-    while not all(job.status.is_terminal() for job in jobs) and time.monotonic() < deadline:
-        time.sleep(1)
-        jobs = ray.list_jobs()
-    return {job.submission_id or "": job for job in jobs}
-
-
-def api(alice: HubClient, ray: JobSubmissionClient, args: argparse.Namespace) -> list[Row]:
+def api(alice: HubClient, args: argparse.Namespace) -> list[Row]:
     # JobStore.add makes pending rows, which the running supervisor would submit: insert finished ones
     first, start = datetime.now(UTC) - timedelta(days=30), time.perf_counter()
     with (
@@ -225,17 +138,7 @@ def api(alice: HubClient, ray: JobSubmissionClient, args: argparse.Namespace) ->
     for job_id in ids:
         alice.jobs("DELETE", f"/{job_id}").raise_for_status()
     cancelled = {job_id: wait_job(alice, job_id) for job_id in ids}
-    start = time.monotonic()
-    final = ray_quiet(ray, timeout=180)  # a cancelled job should end STOPPED on Ray, or never reach it
-    on_ray = {i: final[SUBMISSION_PREFIX + i] for i in ids if SUBMISSION_PREFIX + i in final}
-    ran = [i for i, job in on_ray.items() if job.status == JobStatus.SUCCEEDED]
-    late = [i for i in ran if (on_ray[i].start_time or 0) / 1000 > ts(cancelled[i]["finished"])]
-    busy = sum(not job.status.is_terminal() for job in on_ray.values())
-    print(
-        f"  {n} burst jobs -> {sorted({j['state'] for j in cancelled.values()})}; {len(on_ray)} reached Ray,"
-    )
-    print(f"  {len(ran)} SUCCEEDED there ({len(late)} submitted after lavahub cancelled them), {busy} still")
-    print(f"  pending or running on Ray {time.monotonic() - start:.0f}s after the cancellations")
+    print(f"  {n} burst jobs -> {sorted({j['state'] for j in cancelled.values()})}")
     p99 = pct(listed, 99)
     return [
         (f"accepted submissions/s ({n})", f"{posts:.1f}", f"{hub:.1f}", "", None),
@@ -272,7 +175,7 @@ def log_stats(arrivals: Arrivals) -> tuple[float, float, float]:
     return rate, statistics.median(latency), pct(latency, 95)
 
 
-def logs(alice: HubClient, _: JobSubmissionClient, args: argparse.Namespace) -> list[Row]:
+def logs(alice: HubClient, args: argparse.Namespace) -> list[Row]:
     job = submit(alice, {"code": STREAM, "name": "stream"})
     service: Arrivals = {}
     direct: Arrivals = {}
@@ -308,12 +211,10 @@ def terminated(*_: Any) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="timed jobs of each kind for the overhead (3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed jobs of each kind first (1)")
     parser.add_argument("--submissions", type=int, default=30, help="jobs in the submission burst (30)")
     parser.add_argument("--stored", type=int, default=10_000, help="stored jobs behind GET jobs (10000)")
     parser.add_argument("--requests", type=int, default=200, help="timed GET jobs requests (200)")
-    for part in ("overhead", "logs", "api"):
+    for part in ("logs", "api"):
         parser.add_argument(f"--skip-{part}", action="store_true")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, terminated)
@@ -327,17 +228,16 @@ def main() -> int:
     began = time.monotonic()
     try:
         asyncio.run(backend._connect())
-        cluster = RayCluster(address=backend.dashboard_url, token=backend.token or "")
+        cluster = RayCluster(backend.dashboard_url, backend.gcs_address, backend.token or "")
         platform = start_platform(args.tmp / "platform", BENCH_PLATFORM, cluster)
         wait_for_jobs_route(platform.url)
         print(f"Ray head and platform up in {time.monotonic() - began:.0f}s")
         args.data_dir = platform.data_dir
         alice = platform.client("alice")
-        ray = JobSubmissionClient(cluster.address, headers={"Authorization": f"Bearer {cluster.token}"})
-        for name, phase in (("overhead", overhead), ("logs", logs), ("api", api)):
+        for name, phase in (("logs", logs), ("api", api)):
             if not getattr(args, f"skip_{name}"):
                 print(f"{name}:")
-                rows += phase(alice, ray, args)
+                rows += phase(alice, args)
     except BaseException:
         if platform is not None:
             print(f"the hub's and jobs service's log: {platform.log_file} (kept)", file=sys.stderr)
@@ -353,7 +253,7 @@ def main() -> int:
     for what, ours, base, target, passed in rows:
         result = "" if passed is None else ("PASS" if passed else "FAIL")
         print(f"{what:34} {ours:>9} {base:>9}  {target:>7}  {result}")
-    print("baselines: plain Ray job | GET /hub/api/user through the proxy | worker-0.log polled every 10 ms")
+    print("baselines: GET /hub/api/user through the proxy | worker-0.log polled every 10 ms")
     print(f"wall time {time.monotonic() - began:.0f}s")
     return 1 if any(passed is False for *_, passed in rows) else 0
 

@@ -31,6 +31,11 @@ class RayConfig(Section):
         description="The Ray dashboard address of an existing cluster (such as http://ray-head:8265). "
         "Default: start (or reuse) a local head on loopback.",
     )
+    gcs_address: OptionalText = Field(
+        None,
+        description="The GCS address (host:port) of the cluster named by `address`: the jobs service "
+        "joins it as a Ray driver. Default: the dashboard's host, port 6379 (Ray's default).",
+    )
     port: Port = Field(6380, description="The local head's GCS port.")
     dashboard_port: Port = Field(8265, description="The local head's dashboard / Jobs API port (loopback).")
     num_cpus: OptionalPositive = Field(

@@ -253,9 +253,14 @@ BACKENDS: dict[str, Kind] = {
 
 @pytest.fixture(scope="module", params=sorted(BACKENDS))
 def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    kind = BACKENDS[request.param]
+    yield from run_harness(request.param, tmp_path_factory)
+
+
+def run_harness(name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """One backend's harness for a module: started, ready, and stopped with all it started."""
+    kind = BACKENDS[name]
     make, stop = kind.make, kind.stop
-    root = passable(tmp_path_factory.mktemp(f"backend-{request.param}"))
+    root = passable(tmp_path_factory.mktemp(f"backend-{name}"))
     saved = {key: os.environ.get(key) for key in PLATFORM_SECRETS}
     os.environ.update(PLATFORM_SECRETS)  # as the jobs service's own environment has them
     loop = Loop()
@@ -265,9 +270,9 @@ def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         deadline = time.monotonic() + START_TIMEOUT
         while not backend.ready:
             if time.monotonic() > deadline:
-                pytest.fail(f"the {request.param} backend is not ready after {START_TIMEOUT} s")
+                pytest.fail(f"the {name} backend is not ready after {START_TIMEOUT} s")
             time.sleep(0.2)
-        harness = Harness(request.param, backend, loop, root, kind)
+        harness = Harness(name, backend, loop, root, kind)
         loop.run(_start(harness))
         yield harness
         loop.run(harness.supervisor.stop())

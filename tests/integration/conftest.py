@@ -81,7 +81,8 @@ class Platform:
 
 @dataclass(frozen=True)
 class RayCluster:
-    address: str
+    address: str  # the dashboard's
+    gcs_address: str  # where the jobs service's Ray driver joins it
     token: str
 
 
@@ -99,7 +100,7 @@ def ray_cluster(tmp_path_factory) -> Iterator[RayCluster]:
     )
     try:
         asyncio.run(backend._connect())
-        yield RayCluster(address=backend.dashboard_url, token=backend.token)
+        yield RayCluster(address=backend.dashboard_url, gcs_address=backend.gcs_address, token=backend.token)
     finally:
         backend.stop_local_head()  # also when it failed to start: nothing may be left running
 
@@ -121,7 +122,7 @@ def start_platform(
     port = ports["port"]
     jobs = {**platform.get("jobs", {}), "port": previous.get("jobs", {}).get("port") or free_port()}
     if ray is not None:
-        jobs["ray"] = {"address": ray.address}
+        jobs["ray"] = {"address": ray.address, "gcs_address": ray.gcs_address}
     templates_service = {
         **platform.get("templates_service", {}),
         "port": previous.get("templates_service", {}).get("port") or free_port(),

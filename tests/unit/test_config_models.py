@@ -50,7 +50,7 @@ def test_job_logs_are_capped_and_kept_where_the_operator_says(tmp_path):
         ({"jobs": {"ray": {"port": 15000}}}, "jobs.ray.port: 15000 is in the range Ray keeps for its workers (10002-19999)"),
         ({"jobs": {"ray": {"start_timeout": 0}}}, "jobs.ray.start_timeout: must be a whole number >= 1, got 0"),
         ({"jobs": {"ray": {"num_cpus": "all"}}}, "jobs.ray.num_cpus: must be a whole number >= 1, got 'all'"),
-        ({"jobs": {"ray": {"ports": 1}}}, "jobs.ray.ports: unknown key (known keys here: address, port,"),
+        ({"jobs": {"ray": {"ports": 1}}}, "jobs.ray.ports: unknown key (known keys here: address, gcs_address, port,"),
         ({"jobs": {"backend": "slurm"}}, "jobs.backend: must be one of ray, volcano, got 'slurm'"),
         ({"jobs": {"default_timeout": 10, "max_timeout": 5}}, "jobs.default_timeout: must not exceed jobs.max_timeout"),
         ({"jobs": {"port": 8001}}, "jobs.port: must differ from port, hub_port and proxy_api_port"),

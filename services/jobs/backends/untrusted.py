@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import stat
-from collections.abc import Mapping
 from pathlib import Path, PurePath
-from typing import Any
 
 FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -77,52 +74,6 @@ def read_capped(path: Path, limit: int, *, below: Path | None = None) -> bytes:
         os.close(fd)
 
 
-Shape = Mapping[str, type | tuple[type, ...]]
-
-
-def read_json_object(
-    path: Path, shape: Shape, limit: int, *, below: Path | None = None
-) -> dict[str, Any] | None:
-    """The JSON object in the file, with only the keys of `shape`, each of its type (or null).
-
-    None if there is no file; Untrusted if it is not a regular file, too large,
-    not JSON, not an object, or a key of `shape` holds another type.
-    """
-    try:
-        data = read_capped(path, limit, below=below)
-    except FileNotFoundError:
-        return None
-    try:
-        value = json.loads(data)
-    except ValueError:
-        raise Untrusted(f"{path.name} is not JSON") from None
-    return checked_object(value, shape, path.name)
-
-
-def checked_object(value: Any, shape: Shape, name: str) -> dict[str, Any]:
-    """`value` if it is an object whose keys of `shape` have their types; only those keys."""
-    if not isinstance(value, dict):
-        raise Untrusted(f"{name} holds {type(value).__name__}, not an object")
-    kept = {}
-    for key, kind in shape.items():
-        item = value.get(key)
-        if item is None:
-            continue
-        # true and false are not numbers here
-        if not isinstance(item, kind) or (isinstance(item, bool) and bool not in _types(kind)):
-            raise Untrusted(f"{name}: {key} holds {type(item).__name__}, not {_names(kind)}")
-        kept[key] = item
-    return kept
-
-
-def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _names(kind: type | tuple[type, ...]) -> str:
-    return " or ".join(t.__name__ for t in _types(kind))
-
-
 Owner = tuple[int, int]  # uid, gid: the job's user, when users have OS accounts
 
 
@@ -166,13 +117,6 @@ def append_to(directory: int, name: str, *, owner: Owner | None = None) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def replace(directory: int, name: str, data: bytes) -> None:
-    """`name` in `directory` replaced at once by a new file with `data` (readers never see half)."""
-    partial = f".{name}.partial"
-    write_new(directory, partial, data)
-    os.replace(partial, name, src_dir_fd=directory, dst_dir_fd=directory)
 
 
 def write_new(directory: int, name: str, data: bytes, *, owner: Owner | None = None) -> None:

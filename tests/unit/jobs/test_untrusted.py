@@ -4,8 +4,7 @@ import os
 
 import pytest
 
-from services.jobs.backends.ray.jobdir import STATE_SHAPE
-from services.jobs.backends.untrusted import Untrusted, read_at, read_capped, read_json_object
+from services.jobs.backends.untrusted import Untrusted, read_at, read_capped
 
 
 def test_a_regular_file_is_read_from_an_offset_at_most_limit_bytes(tmp_path):
@@ -65,28 +64,3 @@ def test_a_file_over_the_cap_is_refused_whole_without_being_read(tmp_path):
     assert len(read_at(path, 2**39, 2**20)[0]) == 2**20
     path.write_bytes(b"x" * 100)
     assert read_capped(path, 100) == b"x" * 100
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("[1]", "holds list, not an object"),
-        ('{"exit_code": "x"}', "exit_code holds str, not int"),
-        ('{"exit_code": true}', "exit_code holds bool, not int"),
-        ('{"placed": 1}', "placed holds int, not bool"),
-        ("{not json", "is not JSON"),
-        ("9" * 100_000, "more than the 65536"),
-    ],
-)
-def test_garbage_json_is_refused_with_what_is_wrong(tmp_path, text, problem):
-    path = tmp_path / "state.json"
-    path.write_text(text)
-    with pytest.raises(Untrusted, match=problem):
-        read_json_object(path, STATE_SHAPE, 64 * 2**10)
-
-
-def test_an_object_of_the_expected_shape_keeps_only_the_known_keys(tmp_path):
-    path = tmp_path / "state.json"
-    assert read_json_object(path, STATE_SHAPE, 1000) is None
-    path.write_text('{"placed": true, "exit_code": 3, "reason": null, "extra": [1]}')
-    assert read_json_object(path, STATE_SHAPE, 1000) == {"placed": True, "exit_code": 3}

@@ -1,16 +1,17 @@
-"""The Ray backend: each job a Ray job whose launcher places the whole gang, then runs every worker.
+"""The Ray backend: the dispatcher, one detached actor, places each job's gang and runs every worker.
 
-Modules by the process they run in: `backend` in the jobs service, `launcher` in
-Ray's job driver, `states` and `tail` are the service's readings of what those
-write; the workers themselves run `lavahub_jupyter.runtime.bootstrap`. The
-backend is imported lazily, so that the launcher starts without the service's imports.
+Modules by the process they run in: `backend` and `tail` in the jobs service;
+`bridge` in the service's own Ray driver process; `dispatcher` in its actor and
+`gang` in the Ray workers it starts; `private` in a `framework: ray` job's worker.
+The workers themselves run `lavahub_jupyter.runtime.bootstrap`. The backend is
+imported lazily, so that Ray's processes load without the service's imports.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SUBMISSION_PREFIX", "RayBackend"]
+__all__ = ["RayBackend"]
 
 
 def __getattr__(name: str) -> Any:

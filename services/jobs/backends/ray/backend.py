@@ -1,8 +1,10 @@
 """Jobs on Ray: a local head on loopback (started or reused), or any Ray cluster by address.
 
-Each job is a Ray job whose entrypoint is lavahub's launcher: it reserves every
-worker at once with a placement group (all or nothing, like Volcano's gang),
-then runs the cell in N worker processes under the job execution contract.
+Every job goes to the dispatcher, one detached actor on the cluster (`dispatcher.py`),
+through a Ray driver of the service's own (`bridge.py`): it reserves every worker at
+once with a placement group (all or nothing, like Volcano's gang), then runs the
+cell in N worker processes under the job execution contract. The dispatcher pushes
+each job's state changes; the workers' logs are files the service follows (`tail.py`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import hashlib
 import json
 import os
 import secrets
-import shlex
 import shutil
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import psutil
 import requests
@@ -33,7 +35,7 @@ from spawner.accounts import AccountError, Naming, lookup
 from spawner.holdings import CLUSTER, Holding, Holdings
 from spawner.resources import Resources
 
-from ...models import Job, JobSpec, JobState, Observation
+from ...models import Job, JobSpec, Observation
 from ..base import (
     Backend,
     BackendState,
@@ -41,29 +43,25 @@ from ..base import (
     Capabilities,
     Diagnosis,
     JobRefused,
+    JobSource,
     ResultUnavailable,
     shortfalls,
 )
-from ..untrusted import Untrusted, read_capped, read_json_object
-from .jobdir import (
-    MAX_STATE_BYTES,
-    SPEC_ENV,
-    STATE_FILE,
-    STATE_SHAPE,
-    launcher_spec,
-    volume_of,
-    write_job_dir,
-)
-from .states import from_ray
+from ..untrusted import Untrusted, read_capped
+from .bridge import Bridge, BridgeGone
+from .jobdir import launcher_spec, volume_of, write_job_dir
+from .states import observation
 from .tail import LogTail
 
-SUBMISSION_PREFIX = "lavahub-"
 START_ATTEMPTS = 2  # a raylet that misses its registration on a busy machine gets one more go
 HEALTH_INTERVAL = 2.0  # seconds between two checks that the cluster still answers
 HEALTH_FAILURES = 3  # checks in a row that fail before the cluster counts as gone
+WARM_WORKERS = 8  # idle Ray worker processes a local head keeps
 RESTART_BACKOFF = (5.0, 60.0)  # a head that fails to start is tried again after 5 s, at most 60 s
 PORTS_FILE = "ports.json"  # the local head's ports, when its configured ones were taken
-LOST = "lost when the cluster restarted"
+BRIDGE_TIMEOUT = 120  # seconds for the service's Ray driver to connect and find the dispatcher
+CHANGES_WAIT = 5.0  # seconds one `changes` call waits for news before it is asked again
+DEFAULT_GCS_PORT = 6379
 HEAD_HOLDER = "local-ray-head"  # how the local head's GPUs are recorded in the holdings
 OWN_PORTS = (
     "dashboard-agent-listen-port",
@@ -132,7 +130,7 @@ class RayBackend(Backend):
 
     _ready = False
     _token: str | None = None
-    _job_client: Any = None
+    _bridge: Bridge | None = None
     _waiting_for: str | None = "the Ray cluster to start"
     _start_task: asyncio.Task[None] | None = None
 
@@ -144,8 +142,6 @@ class RayBackend(Backend):
         self._tails: dict[str, LogTail] = {}  # one per job being followed: offsets stay in memory
         self._ports: dict[str, int] | None = None
         self._cancel_later: set[str] = set()  # cancelled while the cluster did not answer
-        self._launcher_said: dict[str, dict[str, Any]] = {}  # each job's last good state.json
-        self._bad_state: set[str] = set()  # jobs whose state file was garbage (said once)
 
     @classmethod
     def from_config(cls, config: Any) -> RayBackend:
@@ -167,6 +163,13 @@ class RayBackend(Backend):
     @property
     def address(self) -> str:
         return self.settings.address or ""
+
+    @property
+    def gcs_address(self) -> str:
+        """Where the service's Ray driver joins the cluster: the local head's GCS, else the config's."""
+        if not self.address:
+            return f"127.0.0.1:{self.port}"
+        return self.settings.gcs_address or f"{urlparse(self.address).hostname}:{DEFAULT_GCS_PORT}"
 
     @property
     def port(self) -> int:
@@ -253,10 +256,21 @@ class RayBackend(Backend):
         return requests.get(f"{self.dashboard_url}{path}", headers=headers, timeout=timeout)
 
     def _alive(self) -> bool:
+        """Whether the dashboard answers and the GCS takes connections (a dashboard outlives its GCS)."""
+        host, _, port = self.gcs_address.rpartition(":")
         try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                pass
             return self._get("/api/version", timeout=2).status_code == 200
-        except requests.RequestException:
+        except (OSError, ValueError, requests.RequestException):
             return False
+
+    async def _dispatcher_answers(self) -> bool:
+        try:
+            await self._call("describe", timeout=5)
+        except BridgeGone:
+            return False
+        return True
 
     async def setup(self) -> None:
         self._start_task = asyncio.ensure_future(self._connect())
@@ -266,6 +280,8 @@ class RayBackend(Backend):
         for task in (self._start_task, self._health_task):
             if task is not None:
                 task.cancel()
+        if self._bridge is not None:
+            await self._bridge.stop()
 
     async def _connect(self) -> None:
         """Reach the cluster, starting (or restarting) a local head until one answers."""
@@ -287,28 +303,55 @@ class RayBackend(Backend):
                     self.log.error("The local Ray head did not start: %s; trying again in %.0f s", e, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RESTART_BACKOFF[1])
-        self._job_client = None
-        await asyncio.to_thread(self._client)  # its version check now, not in the first submission
+        await self._start_bridge()
         self._ready, self._waiting_for = True, None
-        for submission in list(self._cancel_later):  # an external cluster may still run them
-            await self._stop(submission)
-            self._cancel_later.discard(submission)
+        for job_id in list(self._cancel_later):  # an external cluster may still run them
+            await self._call("cancel", job_id=job_id)
+            self._cancel_later.discard(job_id)
+
+    async def _start_bridge(self, tries: int | None = None) -> bool:
+        """The service's Ray driver, connected and holding the dispatcher; False if `tries` failed."""
+        self._waiting_for = "the jobs service to join the Ray cluster"
+        attempt = 0
+        while tries is None or attempt < tries:
+            attempt += 1
+            bridge = Bridge(self.ray_env(), self.gcs_address, None if self.address else "127.0.0.1")
+            try:
+                described = await bridge.start(BRIDGE_TIMEOUT)
+            except BridgeGone as e:
+                self.log.error("%s; trying again", e)
+                await asyncio.sleep(RESTART_BACKOFF[0])
+                continue
+            self._bridge = bridge
+            self.log.info("Joined the Ray cluster at %s: dispatcher %s", self.gcs_address, described)
+            return True
+        return False
+
+    async def _call(self, op: str, timeout: float = 30, **args: Any) -> Any:
+        if self._bridge is None:
+            raise BridgeGone("the service has not joined the Ray cluster yet")
+        return await self._bridge.call(op, timeout, **args)
 
     async def _keep_alive(self) -> None:
-        """Notice a cluster that stopped answering, and reconnect (a local head: start it again).
-
-        Jobs the new cluster does not know end `failed`, "lost when the cluster restarted"
-        (`status`); their lines written before the fault are kept.
-        """
+        """Notice a cluster (or a dispatcher) that stopped answering, and reconnect (a local head:
+        start it again). Jobs the new cluster does not know end `failed`, "lost when the cluster
+        restarted" (`watch`); their lines written before the fault are kept."""
         failures = 0
         while True:
             await asyncio.sleep(HEALTH_INTERVAL)
             if not self._ready:
                 continue
-            failures = 0 if await asyncio.to_thread(self._alive) else failures + 1
+            healthy = await asyncio.to_thread(self._alive) and await self._dispatcher_answers()
+            failures = 0 if healthy else failures + 1
             if failures < HEALTH_FAILURES:
                 continue
             failures, self._ready = 0, False
+            if self._bridge is not None:
+                await self._bridge.stop()
+            if await asyncio.to_thread(self._alive) and await self._start_bridge(tries=1):
+                self.log.error("The dispatcher stopped answering; the service joined the cluster again")
+                self._ready, self._waiting_for = True, None
+                continue
             if self.address:
                 self._waiting_for = f"the Ray cluster at {self.address} to answer again"
             else:
@@ -348,6 +391,10 @@ class RayBackend(Backend):
         env = {
             "RAY_raylet_start_wait_time_s": "180",
             "RAY_agent_register_timeout_ms": "180000",
+            # idle Ray workers kept warm (they run only platform code): a cell's workers start
+            # on them instead of waiting about a second for a new Python process each
+            "RAY_num_workers_soft_limit": str(WARM_WORKERS),
+            "RAY_idle_worker_killing_time_threshold_ms": str(10 * 60 * 1000),
             **self.ray_env(),
             **head_gpu_env(self.num_gpus, offered),
         }
@@ -456,34 +503,22 @@ class RayBackend(Backend):
         gpus = len(self._offered) if self._offered is not None else self.num_gpus
         return Resources(cpus=cpus, memory=0, gpus=gpus)
 
-    def _client(self) -> Any:
-        """One Jobs API client: making one costs an HTTP round-trip (a version check)."""
-        if self._job_client is None:
-            from ray.job_submission import JobSubmissionClient
-
-            token = self.token
-            headers = {"Authorization": f"Bearer {token}"} if token else None
-            self._job_client = JobSubmissionClient(self.dashboard_url, headers=headers)
-        return self._job_client
-
     # -- jobs ------------------------------------------------------------------------
     async def _usage(self) -> tuple[Resources, Resources] | None:
-        """(used, total) of the whole cluster, if it answers."""
+        """(used, total) of the whole cluster, as the dispatcher sees it, if it answers."""
         if not self._ready:
             return None
         try:
-            response = await asyncio.to_thread(self._get, "/api/cluster_status")
-            usage = response.json()["data"]["clusterStatus"]["loadMetricsReport"]["usage"]
-        except (requests.RequestException, KeyError, ValueError, TypeError):
+            usage = await self._call("usage", timeout=10)
+        except BridgeGone:
             return None
+        total, free = usage["total"], usage["free"]
 
-        def pick(key: str, i: int) -> Any:
-            return usage.get(key, [0.0, 0.0])[i]
+        def resources(of: dict[str, float]) -> Resources:
+            return Resources(of["CPU"], int(of["memory"]), int(of["GPU"]))
 
-        return (
-            Resources(pick("CPU", 0), int(pick("memory", 0)), int(pick("GPU", 0))),
-            Resources(pick("CPU", 1), int(pick("memory", 1)), int(pick("GPU", 1))),
-        )
+        used = {key: max(0.0, total[key] - free[key]) for key in total}
+        return resources(used), resources(total)
 
     async def diagnose(self, job: Job) -> Diagnosis:
         if not self._ready:
@@ -492,7 +527,6 @@ class RayBackend(Backend):
         return Diagnosis(shortfalls=shortfalls(job.total, *usage) if usage else ())
 
     async def submit(self, spec: JobSpec) -> BackendState:
-        submission_id = SUBMISSION_PREFIX + spec.id
         account = None
         if self.accounts is not None:
             try:
@@ -503,74 +537,60 @@ class RayBackend(Backend):
             await asyncio.to_thread(write_job_dir, spec, (account.uid, account.gid) if account else None)
         except Untrusted as e:  # the user's own volume holds something planted on the way
             raise JobRefused(f"its job directory cannot be written safely: {e}") from None
-        # the launcher's spec comes from here, not from the job directory its user can change;
-        # the entrypoint names only that directory (the cell's code is a file in it)
-        entrypoint = shlex.join([sys.executable, "-m", "services.jobs.backends.ray.launcher", spec.job_dir])
-        launcher_env = {"LAVAHUB_JOB_ID": spec.id, SPEC_ENV: json.dumps(launcher_spec(spec, account))}
+        # the dispatcher's spec comes from here, not from the job directory its user can change;
+        # the cell's code is a file in that directory, never part of a command line
         try:
-            await asyncio.to_thread(
-                self._client().submit_job,
-                entrypoint=entrypoint,
-                submission_id=submission_id,
-                entrypoint_num_cpus=0,
-                # the launcher and every process it starts carry the job's id from exec on
-                runtime_env={"env_vars": launcher_env},
-                metadata={
-                    "lavahub_user": spec.user,
-                    "lavahub_project": spec.project,
-                    "lavahub_name": spec.name,
-                },
+            await self._call(
+                "submit", job_id=spec.id, job_dir=spec.job_dir, spec=launcher_spec(spec, account)
             )
-        except RuntimeError as e:
-            # a new cluster answers before its job agent is up ("No available agent ... try again later")
-            if "status code 5" in str(e) or "try again" in str(e):
-                raise BackendUnavailable(str(e)) from e
-            raise
-        return {"submission_id": submission_id}
-
-    def _submission(self, job: Job) -> str:
-        return str(job.backend_state.get("submission_id") or SUBMISSION_PREFIX + job.id)
+        except BridgeGone as e:
+            raise BackendUnavailable(str(e)) from None
+        return {"dispatcher": True}
 
     async def cancel(self, job: Job) -> None:
         if not self._ready:
-            self._cancel_later.add(self._submission(job))  # stopped once the cluster answers again
+            self._cancel_later.add(job.id)  # stopped once the cluster answers again
             return
-        await self._stop(self._submission(job))
-
-    async def _stop(self, submission: str) -> None:
-        try:
-            await asyncio.to_thread(self._client().stop_job, submission)
-        except RuntimeError as e:
-            if "does not exist" not in str(e):
-                raise
+        await self._call("cancel", job_id=job.id)
 
     async def status(self, job: Job) -> Observation:
         if not self._ready:
             raise BackendUnavailable(self._waiting_for or "the Ray cluster is not ready")
-        try:
-            status = await asyncio.to_thread(self._client().get_job_status, self._submission(job))
-        except RuntimeError as e:
-            if "does not exist" not in str(e):
-                raise
-            # the cluster restarted (or was replaced) since it accepted the job
-            return Observation(JobState.FAILED, reason=LOST)
-        return from_ray(str(status.value if hasattr(status, "value") else status), await self._launcher(job))
+        said = await self._call("status", job_ids=[job.id])
+        return observation(said.get(job.id))
 
-    async def _launcher(self, job: Job) -> dict[str, Any] | None:
-        """What the launcher wrote to state.json; garbage there (the job's doing) is ignored, said once."""
-        path = Path(job.job_dir) / STATE_FILE
-        try:
-            said = await asyncio.to_thread(
-                read_json_object, path, STATE_SHAPE, MAX_STATE_BYTES, below=volume_of(job.job_dir)
-            )
-        except Untrusted as e:
-            if job.id not in self._bad_state:
-                self._bad_state.add(job.id)
-                self.log.warning("Job %s: its %s is ignored: %s", job.id, STATE_FILE, e)
-            return self._launcher_said.get(job.id)
-        if said is not None:
-            self._launcher_said[job.id] = said
-        return said
+    async def watch(self, jobs: JobSource) -> AsyncIterator[tuple[str, Observation]]:
+        """The dispatcher's changes as they happen: each `changes` call returns as soon as a job's
+        state changed. A first look (and a look at a new dispatcher, after the cluster restarted)
+        covers every watched job: one the dispatcher does not know is lost."""
+        epoch, since = None, 0
+        while True:
+            if not self._ready:
+                epoch = None
+                await asyncio.sleep(0.1)
+                continue
+            first = epoch is None
+            watched = {job.id for job in jobs()} if first else set()
+            try:
+                said = await self._call(
+                    "changes",
+                    timeout=CHANGES_WAIT + 10,
+                    since=0 if first else since,
+                    wait=0 if first else CHANGES_WAIT,
+                )
+            except BridgeGone as e:
+                self.log.warning("Watching the dispatcher: %s", e)
+                epoch = None
+                await asyncio.sleep(0.5)
+                continue
+            if not first and said["epoch"] != epoch:
+                epoch = None  # a new dispatcher: look at every job again
+                continue
+            epoch, since = said["epoch"], said["version"]
+            for job_id, record in said["changed"].items():
+                yield job_id, observation(record)
+            for job_id in watched - said["changed"].keys():
+                yield job_id, observation(None)
 
     async def logs(self, job: Job, *, final: bool = False) -> list[str]:
         tail = self._tails.get(job.id)
@@ -589,7 +609,6 @@ class RayBackend(Backend):
         finally:
             if final:
                 del self._tails[job.id]
-                self._launcher_said.pop(job.id, None)
 
     async def result(self, job: Job) -> bytes | None:
         path = Path(job.job_dir) / RESULT_FILE

@@ -1,8 +1,8 @@
 """The job directory on the personal volume: what every worker of a Ray job reads and writes.
 
 `<personal>/.lavahub/jobs/<id>/`: code.py and exports.pkl (the job execution
-contract's files), spec.json (the launcher's input), logs/worker-N.log,
-state.json (from the launcher) and result.pkl (from rank 0). The cell's code is
+contract's files), spec.json (what the job was asked to be, for its user to read),
+logs/launcher.log (placement), logs/worker-N.log and result.pkl (from rank 0). The cell's code is
 only ever a file here, never part of a command line.
 """
 
@@ -22,17 +22,6 @@ from ...models import JobSpec
 from ..untrusted import Owner, make_dirs, write_new
 
 SPEC_FILE = "spec.json"
-SPEC_ENV = "LAVAHUB_JOB_SPEC"  # the launcher's spec, as the service gives it
-STATE_FILE = "state.json"
-MAX_STATE_BYTES = 64 * 2**10  # the launcher writes a few hundred bytes
-# what the launcher may report in state.json, and the type of each (anything else is garbage)
-STATE_SHAPE: dict[str, type | tuple[type, ...]] = {
-    "placed": bool,
-    "exit_code": int,
-    "reason": str,
-    "failed_worker": int,
-    "nodes": list,
-}
 
 
 def volume_of(job_dir: str) -> Path:
@@ -43,7 +32,7 @@ def volume_of(job_dir: str) -> Path:
 
 
 def launcher_spec(spec: JobSpec, account: Account | None = None) -> dict[str, Any]:
-    """What the launcher needs to place the gang and start each worker (as `account`, if given)."""
+    """What the dispatcher needs to place the gang and start each worker (as `account`, if given)."""
     r = spec.resources
     return {
         "account": account.to_dict() if account else None,
@@ -68,7 +57,7 @@ def write_job_dir(spec: JobSpec, owner: Owner | None = None) -> Path:
     (`.lavahub` pointing elsewhere, a `code.py` planted as a link to another file):
     `Untrusted` says what was found, and nothing is written outside the volume.
     With `owner` (the user's OS account) it is all theirs: their workers write there.
-    spec.json is for the user to read; the launcher takes its spec from the service.
+    spec.json is for the user to read; the dispatcher takes its spec from the service.
     """
     job_dir = Path(spec.job_dir)
     volume = volume_of(spec.job_dir)

@@ -1,4 +1,4 @@
-"""Backend job states -> lavahub's five states. The one place this mapping lives."""
+"""The dispatcher's job records -> lavahub's five states. The one place this mapping lives."""
 
 from __future__ import annotations
 
@@ -6,28 +6,19 @@ from typing import Any
 
 from ...models import JobState, Observation
 
+LOST = "lost when the cluster restarted"
+STATES = {state.value: state for state in JobState}
 
-def from_ray(status: str, launcher: dict[str, Any] | None) -> Observation:
-    """A Ray job's status plus what our launcher reported in its state file.
 
-    Ray says RUNNING as soon as the launcher runs; the job is only `running` for
-    lavahub once the launcher has reserved every worker (the gang is placed).
-    """
-    launcher = launcher or {}
-    exit_code = launcher.get("exit_code")
-    reason = launcher.get("reason")
-    if status in ("PENDING",):
-        return Observation(JobState.PENDING)
-    if status == "RUNNING":
-        return Observation(JobState.RUNNING if launcher.get("placed") else JobState.PENDING)
-    if status == "SUCCEEDED":
-        return Observation(JobState.SUCCEEDED, exit_code=0 if exit_code is None else exit_code)
-    if status == "STOPPED":
-        return Observation(JobState.CANCELLED, reason=reason, exit_code=exit_code)
-    # FAILED: our launcher names the failing worker; otherwise the launcher itself died
+def observation(record: dict[str, Any] | None) -> Observation:
+    """A job as the dispatcher reports it (`dispatcher.Record`); None: the dispatcher does not know
+    it, because the cluster (and so the dispatcher) restarted since it accepted the job."""
+    if record is None:
+        return Observation(JobState.FAILED, reason=LOST)
+    state = STATES.get(record.get("state", ""), JobState.FAILED)
     return Observation(
-        JobState.FAILED,
-        reason=reason or "the job's launcher failed",
-        exit_code=exit_code,
-        failed_worker=launcher.get("failed_worker"),
+        state,
+        reason=record.get("reason"),
+        exit_code=record.get("exit_code"),
+        failed_worker=record.get("failed_worker"),
     )
