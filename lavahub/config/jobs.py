@@ -45,7 +45,7 @@ class RayConfig(Section):
         256 * 2**20, description="The local head's object store, bytes or an amount such as 512Mi."
     )
     start_timeout: Positive = Field(
-        180, description="Seconds to wait for a local head's dashboard to answer."
+        180, description="Seconds to wait for a local head's GCS to answer once `ray start` returned."
     )
 
     @model_validator(mode="after")

@@ -101,11 +101,7 @@ class JobsHandler(APIHandler):
             limits=ctx.config.jobs,
             capabilities=ctx.backend.capabilities,
             capacity=capacity,
-            unfinished=len(
-                ctx.store.list(
-                    user=self.caller.name, unfinished=True, limit=ctx.config.jobs.max_unfinished_per_user
-                )
-            ),
+            unfinished=ctx.store.unfinished_count(self.caller.name),
             volumes=ctx.volumes(self.caller, project.name) if project else (),
             job_id=new_job_id(),
         )

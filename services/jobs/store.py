@@ -184,6 +184,10 @@ class JobStore:
         """Pending and running jobs, oldest first."""
         return list(self._kept().values())
 
+    def unfinished_count(self, user: str) -> int:
+        """How many of `user`'s jobs are pending or running (from memory: no query per submission)."""
+        return sum(job.user == user for job in self._kept().values())
+
     def transition(
         self, job_id: str, state: JobState, *, reason: str | None = None, exit_code: int | None = None
     ) -> Job:

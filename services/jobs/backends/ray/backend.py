@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import psutil
-import requests
 from lavahub_jupyter.runtime.contract import PASSED_THROUGH, RESULT_FILE
 from traitlets import Any as AnyTrait
 from traitlets import Integer, Unicode
@@ -62,6 +61,7 @@ PORTS_FILE = "ports.json"  # the local head's ports, when its configured ones we
 BRIDGE_TIMEOUT = 120  # seconds for the service's Ray driver to connect and find the dispatcher
 CHANGES_WAIT = 5.0  # seconds one `changes` call waits for news before it is asked again
 DEFAULT_GCS_PORT = 6379
+CAPACITY_TTL = 5.0  # seconds the cluster's total is taken as known
 HEAD_HOLDER = "local-ray-head"  # how the local head's GPUs are recorded in the holdings
 OWN_PORTS = (
     "dashboard-agent-listen-port",
@@ -131,6 +131,7 @@ class RayBackend(Backend):
     _ready = False
     _token: str | None = None
     _bridge: Bridge | None = None
+    _capacity: tuple[float, Resources] | None = None  # (when asked, the cluster's total)
     _waiting_for: str | None = "the Ray cluster to start"
     _start_task: asyncio.Task[None] | None = None
 
@@ -250,19 +251,14 @@ class RayBackend(Backend):
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         return env
 
-    def _get(self, path: str, timeout: float = 5) -> requests.Response:
-        token = self.token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.get(f"{self.dashboard_url}{path}", headers=headers, timeout=timeout)
-
     def _alive(self) -> bool:
-        """Whether the dashboard answers and the GCS takes connections (a dashboard outlives its GCS)."""
+        """Whether the cluster's GCS takes connections: all the service's driver needs (the
+        dashboard comes up seconds later, and nothing of the service waits for it)."""
         host, _, port = self.gcs_address.rpartition(":")
         try:
             with socket.create_connection((host, int(port)), timeout=2):
-                pass
-            return self._get("/api/version", timeout=2).status_code == 200
-        except (OSError, ValueError, requests.RequestException):
+                return True
+        except (OSError, ValueError):
             return False
 
     async def _dispatcher_answers(self) -> bool:
@@ -285,33 +281,48 @@ class RayBackend(Backend):
 
     async def _connect(self) -> None:
         """Reach the cluster, starting (or restarting) a local head until one answers."""
-        if await asyncio.to_thread(self._alive):
-            self.log.info("Using the Ray cluster at %s", self.dashboard_url)
-        elif self.address:
-            self._waiting_for = f"the Ray cluster at {self.address} to answer"
-            while not await asyncio.to_thread(self._alive):
-                await asyncio.sleep(2)
-        else:
-            delay = RESTART_BACKOFF[0]
-            while True:
-                try:
-                    await self._start_local_head()
-                    break
-                except RuntimeError as e:
-                    # every pending job's explanation says why, and that it is tried again
-                    self._waiting_for = f"the local Ray cluster, which failed to start ({e}); retrying"
-                    self.log.error("The local Ray head did not start: %s; trying again in %.0f s", e, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RESTART_BACKOFF[1])
-        await self._start_bridge()
+        joining: asyncio.Task[bool] | None = None
+        try:
+            if await asyncio.to_thread(self._alive):
+                self.log.info("Using the Ray cluster at %s", self.dashboard_url)
+            elif self.address:
+                self._waiting_for = f"the Ray cluster at {self.address} to answer"
+                while not await asyncio.to_thread(self._alive):
+                    await asyncio.sleep(2)
+            else:
+                # the service's driver imports Ray (seconds) while the head starts, and joins it once
+                # up, at the port the head takes (chosen first)
+                await asyncio.to_thread(self._choose_ports)
+                joining = asyncio.ensure_future(self._start_bridge(say=False))
+                await self._start_local_head_until_up()
+            self._waiting_for = "the jobs service to join the Ray cluster"
+            await (joining or self._start_bridge())
+        finally:
+            if joining is not None and not joining.done():
+                joining.cancel()
         self._ready, self._waiting_for = True, None
         for job_id in list(self._cancel_later):  # an external cluster may still run them
             await self._call("cancel", job_id=job_id)
             self._cancel_later.discard(job_id)
 
-    async def _start_bridge(self, tries: int | None = None) -> bool:
-        """The service's Ray driver, connected and holding the dispatcher; False if `tries` failed."""
-        self._waiting_for = "the jobs service to join the Ray cluster"
+    async def _start_local_head_until_up(self) -> None:
+        delay = RESTART_BACKOFF[0]
+        while True:
+            try:
+                await self._start_local_head()
+                return
+            except RuntimeError as e:
+                # every pending job's explanation says why, and that it is tried again
+                self._waiting_for = f"the local Ray cluster, which failed to start ({e}); retrying"
+                self.log.error("The local Ray head did not start: %s; trying again in %.0f s", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTART_BACKOFF[1])
+
+    async def _start_bridge(self, tries: int | None = None, *, say: bool = True) -> bool:
+        """The service's Ray driver, connected and holding the dispatcher; False if `tries` failed.
+        `say`: pending jobs' explanations say that the service is joining the cluster."""
+        if say:
+            self._waiting_for = "the jobs service to join the Ray cluster"
         attempt = 0
         while tries is None or attempt < tries:
             attempt += 1
@@ -417,7 +428,7 @@ class RayBackend(Backend):
             if time.monotonic() > deadline:
                 await asyncio.to_thread(self.stop_local_head)
                 raise RuntimeError(
-                    f"its dashboard at {self.dashboard_url} did not answer in "
+                    f"its GCS at {self.gcs_address} did not answer in "
                     f"{self.settings.start_timeout} s; Ray's logs are in {temp}"
                 )
             await asyncio.sleep(0.5)
@@ -493,9 +504,13 @@ class RayBackend(Backend):
         return self._ready
 
     async def capacity(self) -> Resources | None:
-        """The cluster's total; a local head's is known before it answers (what it is started with)."""
+        """The cluster's total (asked at most every CAPACITY_TTL s: every submission checks it); a
+        local head's is known before it answers (what it is started with)."""
+        if self._capacity is not None and time.monotonic() - self._capacity[0] < CAPACITY_TTL:
+            return self._capacity[1]
         usage = await self._usage()
         if usage is not None:
+            self._capacity = (time.monotonic(), usage[1])
             return usage[1]
         if self.address:
             return None
@@ -525,6 +540,11 @@ class RayBackend(Backend):
             return Diagnosis(waiting_for=self._waiting_for)
         usage = await self._usage()
         return Diagnosis(shortfalls=shortfalls(job.total, *usage) if usage else ())
+
+    def may_have_output(self, job: Job) -> bool:
+        """No: the dispatcher reports a job running before it starts any worker, so a pending job
+        has printed nothing (its files are not read every round while it waits)."""
+        return False
 
     async def submit(self, spec: JobSpec) -> BackendState:
         account = None

@@ -145,6 +145,7 @@ async def serve() -> None:
 
     out = os.fdopen(os.dup(1), "wb")  # the answers' own descriptor: whatever Ray prints goes to stderr
     os.dup2(2, 1)
+    await reachable(os.environ["LAVAHUB_RAY_ADDRESS"])  # Ray is imported: now wait for a starting head
     node_ip = os.environ.get("LAVAHUB_RAY_NODE_IP")  # a local head's: this driver stays on loopback
     ray.init(
         address=os.environ["LAVAHUB_RAY_ADDRESS"],
@@ -155,6 +156,7 @@ async def serve() -> None:
     )
     actor = await asyncio.to_thread(dispatcher.find_or_start)
     described = await actor.describe.remote()
+    actor.warm.remote()  # worker processes started now, not when the first cell waits for them
     out.write(json.dumps(described).encode() + b"\n")
     out.flush()
 
@@ -179,6 +181,19 @@ async def serve() -> None:
         task = asyncio.ensure_future(relay(json.loads(line)))
         relays.add(task)
         task.add_done_callback(relays.discard)
+
+
+async def reachable(address: str) -> None:
+    """Until the GCS at `address` (host:port) takes connections: the driver may start before its head."""
+    host, _, port = address.rpartition(":")
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        writer.close()
+        return
 
 
 def main() -> None:

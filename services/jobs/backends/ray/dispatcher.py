@@ -41,6 +41,7 @@ from . import gang
 NAME = "lavahub-dispatcher"
 NAMESPACE = "lavahub"
 KEPT_GROUPS = 8  # placement groups kept for later jobs, at most
+WARM = 2  # worker processes started with the dispatcher, for the first cell's workers
 KEEP_SECONDS = 3.0  # how long a placement group waits for the next job of its shape
 KEPT_RECORDS = 10_000  # ended jobs remembered for a service that asks late
 CANCEL_GRACE = 5.0  # seconds a cancelled worker has to stop (and stop its cell) before it is killed
@@ -109,6 +110,7 @@ class Dispatcher:
         self.runs: dict[str, asyncio.Task[None]] = {}
         self.kept: OrderedDict[int, tuple[Shape, Kept]] = OrderedDict()
         self.keys = itertools.count()
+        self.waiting: dict[Shape, list[asyncio.Future[Kept]]] = {}  # jobs whose group is not placed yet
         self.version = 0
         self.changed = asyncio.Event()
         self.started = time.time()
@@ -117,6 +119,11 @@ class Dispatcher:
     # -- what the service calls ------------------------------------------------------------
     async def describe(self) -> dict[str, Any]:
         return {"code": self.code, "running": len(self.runs), "started": self.started}
+
+    async def warm(self, workers: int = WARM) -> None:
+        """Have Ray start `workers` worker processes now (a trivial task each, all at once)."""
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(gang.node_address.remote() for _ in range(workers)))
 
     async def submit(self, job_id: str, job_dir: str, spec: dict[str, Any]) -> None:
         """Start placing the job's gang; returns at once. A job submitted twice runs once."""
@@ -258,8 +265,9 @@ class Dispatcher:
 
     # -- placement groups --------------------------------------------------------------------
     async def _take(self, wanted: list[dict[str, float]]) -> Kept:
-        """A placed group for these bundles: a kept one of the same shape, else a new one (kept
-        groups that would stand in its way are removed first)."""
+        """A placed group for these bundles: a kept one of the same shape, else a new one, or
+        the group of a job of the same shape that ends first (kept groups that would stand in
+        a new one's way are removed first)."""
         shape = shape_of(wanted)
         for key, (kept_shape, kept) in list(self.kept.items()):
             if kept_shape == shape:
@@ -268,8 +276,16 @@ class Dispatcher:
         if self.kept and not self._fits(wanted):
             self._drop_kept(len(self.kept))
         group = placement_group(wanted, strategy="PACK")
+        handed: asyncio.Future[Kept] = asyncio.get_running_loop().create_future()
+        waiters = self.waiting.setdefault(shape, [])
+        waiters.append(handed)
+        placed = asyncio.ensure_future(_settle(group.ready()))
         try:
-            await group.ready()
+            first: set[asyncio.Future[Any]] = {placed, handed}
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+            if handed.done():  # a group handed over by a job that ended: ours is not needed
+                remove_placement_group(group)
+                return handed.result()
             nodes = await asyncio.gather(
                 *(
                     gang.node_address.options(
@@ -282,7 +298,14 @@ class Dispatcher:
             )
         except BaseException:
             remove_placement_group(group)
+            if handed.done() and not handed.cancelled():
+                self._give_back(handed.result(), True)  # cancelled as it came: the next one's
             raise
+        finally:
+            placed.cancel()
+            if handed in waiters:
+                waiters.remove(handed)
+            handed.cancel()
         return Kept(group, [ip for ip, _ in nodes], wanted)
 
     def _fits(self, wanted: list[dict[str, float]]) -> bool:
@@ -293,7 +316,14 @@ class Dispatcher:
         return all(free.get(key, 0.0) >= amount for key, amount in need.items())
 
     def _give_back(self, kept: Kept, reusable: bool) -> None:
-        if not reusable:
+        """A job's group after it ended: to the next job waiting for that shape; else kept for
+        KEEP_SECONDS, unless jobs of other shapes wait for room (then removed at once)."""
+        if reusable:
+            for waiter in self.waiting.get(shape_of(kept.wanted), []):
+                if not waiter.done():
+                    waiter.set_result(kept)
+                    return
+        if not reusable or any(self.waiting.values()):
             remove_placement_group(kept.group)
             return
         key = next(self.keys)  # never reused: a timer expires only the keeping it was set for
