@@ -36,7 +36,6 @@ from .store import JobStore
 log = logging.getLogger(__name__)
 
 LOG_INTERVAL = 0.1  # how often worker output is copied: the added latency of a printed line
-FINAL_GRACE = 1.0  # after a job ends, how long its last lines may still arrive
 SUBMIT_TRIES = 12  # a cluster that keeps refusing for about a minute fails the job
 MAX_BACKOFF = 10.0  # seconds: the longest a failing job waits before its next try
 LOGS_TIMEOUT = 30.0  # seconds: a backend's `logs` that takes longer counts as a failed step
@@ -53,7 +52,7 @@ class Tracked:
     failures: int = 0  # consecutive failed steps
     retry_at: float = 0.0  # no step before this (time.monotonic())
     submit_tries: int = 0
-    finishing_since: float | None = None  # ended: copying its last lines until FINAL_GRACE
+    finishing_since: float | None = None  # ended: copying its last lines for the backend's final_grace
     step: asyncio.Task[None] | None = None
 
     def back_off(self, attempts: int) -> float:
@@ -352,7 +351,7 @@ class Supervisor:
         if job is None or since is None:
             self._tracked.pop(tracked.job_id, None)
             return
-        final = time.monotonic() - since >= FINAL_GRACE
+        final = time.monotonic() - since >= self.backend.final_grace
         if tracked.failures >= FINISH_TRIES:
             log.error("Job %s: its last lines could not be copied; its log is closed without them", job.id)
             self.logs[job.id].append(["[lavahub] the last lines of this job could not be copied"])

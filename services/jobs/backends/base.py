@@ -116,6 +116,7 @@ class Backend(LoggingConfigurable):
 
     capabilities = Capabilities(frameworks=("python", "pytorch", "ray"))
     watch_interval = 0.5  # seconds between two polls of the default `watch`
+    final_grace = 1.0  # seconds after a job ends during which its last lines may still arrive
 
     async def setup(self) -> None:
         """Connect to (or start) the cluster. May return before the cluster is ready."""

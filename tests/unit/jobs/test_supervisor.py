@@ -193,7 +193,7 @@ class UnrulyBackend(Backend):
 
 def test_a_job_whose_backend_calls_raise_or_hang_never_holds_up_another(tmp_path, monkeypatch):
     monkeypatch.setattr("services.jobs.supervisor.MAX_BACKOFF", 0.05)
-    monkeypatch.setattr("services.jobs.supervisor.FINAL_GRACE", 0.2)
+    monkeypatch.setattr(UnrulyBackend, "final_grace", 0.2)
 
     async def scenario():
         store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")

@@ -106,6 +106,7 @@ class RayBackend(Backend):
     """Jobs as Ray jobs; its settings are the config's `jobs.ray` section (`RayConfig`)."""
 
     capabilities = Capabilities(frameworks=("python", "pytorch", "ray"), driver_frameworks=frozenset({"ray"}))
+    final_grace = 0.0  # the dispatcher reports an end once every worker stopped: its files are whole
 
     settings = AnyTrait(help="The `jobs.ray` config section (lavahub.config.RayConfig).")
     state_dir = Unicode(help="Where the local head keeps its token, logs and session files.")

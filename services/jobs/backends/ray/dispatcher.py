@@ -185,7 +185,10 @@ class Dispatcher:
         self.changed.set()
         self.changed = asyncio.Event()
 
-    def _end(self, job_id: str, state: str, **facts: Any) -> None:
+    def _end(self, job_id: str, state: str, facts: dict[str, Any] | None = None) -> None:
+        """The job ended (when it has not already, by a cancel): every worker has stopped by now, so
+        the files hold all its lines."""
+        facts = facts or {}
         if self.records.get(job_id, Record()).state in ("pending", "running"):
             self._set(job_id, Record(state, **facts))
 
@@ -218,21 +221,23 @@ class Dispatcher:
                     memory=spec["memory"] or None,
                 ).remote(str(job_dir), rank, env, spec)
                 refs[ref] = rank
-            await self._wait(job_id, refs)
+            ended = await self._wait(refs)
+            await self._stop(refs)  # a failed gang's other workers: their last lines are written first
+            self._end(job_id, *ended)
             reusable = True
         except asyncio.CancelledError:
             pass  # cancelled: its record already says so
         except Exception as e:  # Ray failed us: the job fails, saying so, and the dispatcher goes on
             log.exception("job %s failed in the dispatcher", job_id)
-            self._end(job_id, "failed", reason=f"the dispatcher could not run it: {e}")
+            self._end(job_id, "failed", {"reason": f"the dispatcher could not run it: {e}"})
         finally:
             self.runs.pop(job_id, None)
             await self._stop(refs)
             if kept is not None:
                 self._give_back(kept, reusable)
 
-    async def _wait(self, job_id: str, refs: dict[ray.ObjectRef[int], int]) -> None:
-        """Until every worker exits 0 (succeeded) or one fails (the gang fails, the rest stop)."""
+    async def _wait(self, refs: dict[ray.ObjectRef[int], int]) -> tuple[str, dict[str, Any]]:
+        """Until every worker exits 0 (succeeded) or one fails (the gang fails); the end's facts."""
         pending = {asyncio.ensure_future(ref): rank for ref, rank in refs.items()}
         while pending:
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -246,9 +251,8 @@ class Dispatcher:
                     if code == 0:
                         continue
                     code, reason = ended_worker(rank, code)
-                self._end(job_id, "failed", exit_code=code, reason=reason, failed_worker=rank)
-                return
-        self._end(job_id, "succeeded", exit_code=0)
+                return "failed", {"exit_code": code, "reason": reason, "failed_worker": rank}
+        return "succeeded", {"exit_code": 0}
 
     async def _stop(self, refs: dict[ray.ObjectRef[int], int]) -> None:
         """Stop workers still running: a cancel each stops its cell and cleans up; killed after a grace."""
