@@ -36,13 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from benchmarks import jobs as jobs_bench
+from benchmarks.jobs import pct, submit
 from lavahub.config import RayConfig
 from services.jobs.backends.ray import RayBackend
 from tests.hubclient import HubClient, free_port
 from tests.integration.conftest import JOBS_PLATFORM, LAVAHUB, start_platform
 
 POLL = 0.02  # both sides poll their job's state this often
-DONE = {"succeeded", "failed", "cancelled"}
 TRIVIAL = 'import os; print(os.environ["RANK"])'
 ALL_REDUCE = (
     "import torch, torch.distributed as dist\n"
@@ -74,24 +75,8 @@ USERS = [f"cell{i:02d}" for i in range(20)]
 Row = tuple[str, str, str, str, bool | None]  # what, lavahub, baseline, target, passed
 
 
-def pct(samples: list[float], q: int) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
-
-
-def submit(client: HubClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = client.jobs("POST", json=body)
-    if response.status_code != 201:
-        raise RuntimeError(f"submission refused: {response.status_code} {response.text}")
-    return response.json()
-
-
 def wait_job(client: HubClient, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (job := client.jobs("GET", f"/{job_id}").json())["state"] in DONE:
-            return job
-        time.sleep(POLL)
-    raise TimeoutError(f"job {job_id} not done after {timeout}s")
+    return jobs_bench.wait_job(client, job_id, timeout, poll=POLL)
 
 
 def run_cell(client: HubClient, body: dict[str, Any]) -> float:

@@ -82,12 +82,12 @@ def pct(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
 
 
-def wait_job(alice: HubClient, job_id: str, timeout: float = 300) -> dict[str, Any]:
+def wait_job(alice: HubClient, job_id: str, timeout: float = 300, poll: float = POLL) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (job := alice.jobs("GET", f"/{job_id}").json())["state"] in DONE:
             return job
-        time.sleep(POLL)
+        time.sleep(poll)
     raise TimeoutError(f"job {job_id} not done after {timeout}s")
 
 

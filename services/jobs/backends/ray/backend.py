@@ -49,6 +49,7 @@ from ..base import (
 from ..untrusted import Untrusted, read_capped
 from .bridge import Bridge, BridgeGone
 from .jobdir import launcher_spec, volume_of, write_job_dir
+from .processes import stop_all
 from .states import observation
 from .tail import LogTail
 
@@ -491,13 +492,7 @@ class RayBackend(Backend):
         for process in list(ours):  # the raylet's agents name neither on their command lines
             with contextlib.suppress(psutil.NoSuchProcess):
                 ours.extend(child for child in process.children(recursive=True) if child not in ours)
-        for process in ours:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.terminate()
-        _, alive = psutil.wait_procs(ours, timeout=timeout)
-        for process in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
+        stop_all(ours, timeout)
         return len(ours)
 
     @property

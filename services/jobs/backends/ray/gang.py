@@ -14,7 +14,6 @@ opened without following links (`untrusted`), since it runs as root.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -34,6 +33,7 @@ from lavahub_jupyter.runtime.contract import base_env, contract_env
 
 from services.jobs.backends.ray import private
 from services.jobs.backends.ray.jobdir import volume_of
+from services.jobs.backends.ray.processes import stop_all
 from services.jobs.backends.untrusted import append_to, make_dirs
 from spawner import cgroups
 from spawner.gpus import inventory
@@ -117,14 +117,7 @@ def end_leftovers() -> int:
     """Stop every process the cell left behind (this Ray worker is their subreaper, so even a
     daemonized one is our descendant): SIGTERM, then SIGKILL after a grace. Returns how many."""
     left = psutil.Process().children(recursive=True)
-    for process in left:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.terminate()
-    _, alive = psutil.wait_procs(left, timeout=LEFTOVER_GRACE)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(alive, timeout=LEFTOVER_GRACE)
+    stop_all(left, LEFTOVER_GRACE)
     return len(left)
 
 
