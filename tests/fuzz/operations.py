@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import schemathesis
+
+# loaded now, at collection: schemathesis imports its OpenAPI loader lazily, and pytest's assertion
+# rewriting of it deep inside a fixture's stack hit CPython 3.11's "AST constructor recursion depth
+# mismatch" (a SystemError) in one CI run
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode

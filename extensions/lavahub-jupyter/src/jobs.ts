@@ -73,7 +73,7 @@ export class JobsModel {
   }
 
   private _jobs: Job[] = [];
-  private _states = new Map<string, State>();
+  private _states: Map<string, State> | null = null; // null until the first listing
   private _error: string | null = null;
   private _failures = 0;
   private _timer = 0;

@@ -65,13 +65,17 @@ export interface ITransition {
 
 /**
  * Jobs that ended since the last listing (`before`), to notify: a job seen
- * unfinished before and ended now. Jobs first seen already ended (at page load)
- * are not news.
+ * unfinished before and ended now, or one that started and ended between two
+ * listings (a fast cell). At the first listing (`before` null) nothing is news:
+ * jobs that ended before the page loaded.
  */
-export function endedSince(before: Map<string, State>, now: Job[]): Job[] {
+export function endedSince(before: Map<string, State> | null, now: Job[]): Job[] {
+  if (before === null) {
+    return [];
+  }
   return now.filter(job => {
     const was = before.get(job.id);
-    return was !== undefined && !ENDED.has(was) && ENDED.has(job.state);
+    return ENDED.has(job.state) && (was === undefined || !ENDED.has(was));
   });
 }
 

@@ -57,10 +57,12 @@ test('filters by state and project; projects listed once, sorted', () => {
   assert.deepEqual(projectsOf(jobs), ['default', 'vision']);
 });
 
-test('only jobs seen unfinished and ended now are news', () => {
+test('jobs that ended since the last listing are news, those ended before the page loaded not', () => {
   const before = new Map([['a', 'running'], ['b', 'pending'], ['c', 'failed']]);
   const now = [job('a', 'succeeded'), job('b', 'pending'), job('c', 'failed'), job('d', 'failed')];
-  assert.deepEqual(endedSince(before, now).map(j => j.id), ['a']);
+  // d started and ended between two listings (a fast cell): news too
+  assert.deepEqual(endedSince(before, now).map(j => j.id), ['a', 'd']);
+  assert.deepEqual(endedSince(null, now), [], 'the first listing: nothing is news');
 });
 
 test('GPU limits come from the template, the backend and the project quota', () => {

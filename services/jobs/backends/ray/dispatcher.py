@@ -44,7 +44,7 @@ KEPT_GROUPS = 8  # placement groups kept for later jobs, at most
 WARM = 2  # worker processes started with the dispatcher, for the first cell's workers
 KEEP_SECONDS = 3.0  # how long a placement group waits for the next job of its shape
 KEPT_RECORDS = 10_000  # ended jobs remembered for a service that asks late
-CANCEL_GRACE = 5.0  # seconds a cancelled worker has to stop (and stop its cell) before it is killed
+CANCEL_GRACE = 5.0  # seconds a stopped worker has to stop its cell (and its leftovers) before it is killed
 log = logging.getLogger(__name__)
 
 Shape = tuple[tuple[tuple[str, float], ...], ...]  # a gang's bundles, hashable
@@ -108,6 +108,7 @@ class Dispatcher:
     def __init__(self) -> None:
         self.records: OrderedDict[str, Record] = OrderedDict()
         self.runs: dict[str, asyncio.Task[None]] = {}
+        self.stopping: set[str] = set()  # jobs whose workers are being stopped
         self.kept: OrderedDict[int, tuple[Shape, Kept]] = OrderedDict()
         self.keys = itertools.count()
         self.waiting: dict[Shape, list[asyncio.Future[Kept]]] = {}  # jobs whose group is not placed yet
@@ -222,7 +223,7 @@ class Dispatcher:
                 ).remote(str(job_dir), rank, env, spec)
                 refs[ref] = rank
             ended = await self._wait(refs)
-            await self._stop(refs)  # a failed gang's other workers: their last lines are written first
+            await self._stop(job_id, refs)  # a failed gang's other workers: their last lines first
             self._end(job_id, *ended)
             reusable = True
         except asyncio.CancelledError:
@@ -232,7 +233,7 @@ class Dispatcher:
             self._end(job_id, "failed", {"reason": f"the dispatcher could not run it: {e}"})
         finally:
             self.runs.pop(job_id, None)
-            await self._stop(refs)
+            await self._stop(job_id, refs)
             if kept is not None:
                 self._give_back(kept, reusable)
 
@@ -254,18 +255,26 @@ class Dispatcher:
                 return "failed", {"exit_code": code, "reason": reason, "failed_worker": rank}
         return "succeeded", {"exit_code": 0}
 
-    async def _stop(self, refs: dict[ray.ObjectRef[int], int]) -> None:
-        """Stop workers still running: a cancel each stops its cell and cleans up; killed after a grace."""
+    async def wanted(self, job_id: str) -> bool:
+        """Whether the job's workers should go on (each asks, every `gang.STOP_POLL` s)."""
+        record = self.records.get(job_id)
+        return record is not None and record.state in ("pending", "running") and job_id not in self.stopping
+
+    async def _stop(self, job_id: str, refs: dict[ray.ObjectRef[int], int]) -> None:
+        """Stop workers still running: they stop their cells when they next ask `wanted` (and clean
+        up); one that does not end within CANCEL_GRACE is killed."""
         running = [ref for ref in refs if not _done(ref)]
         if not running:
             return
-        for ref in running:
-            ray.cancel(ref)
-        waiting = [asyncio.ensure_future(_settle(ref)) for ref in running]
-        await asyncio.wait(waiting, timeout=CANCEL_GRACE)
-        for ref in running:
-            if not _done(ref):
-                ray.cancel(ref, force=True)
+        self.stopping.add(job_id)
+        try:
+            waiting = [asyncio.ensure_future(_settle(ref)) for ref in running]
+            await asyncio.wait(waiting, timeout=CANCEL_GRACE)
+            for ref in running:
+                if not _done(ref):
+                    ray.cancel(ref, force=True)  # hung, so not completing: Ray's race cannot happen
+        finally:
+            self.stopping.discard(job_id)
 
     # -- placement groups --------------------------------------------------------------------
     async def _take(self, wanted: list[dict[str, float]]) -> Kept:

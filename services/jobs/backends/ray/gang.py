@@ -42,6 +42,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 WORKER = [sys.executable, "-P", "-m", "lavahub_jupyter.runtime.bootstrap"]
 USER_UMASK = 0o007  # as a workspace's: files in a project directory stay writable by its members
+STOP_POLL = 0.2  # seconds between two questions to the dispatcher whether the job still runs
 LEFTOVER_GRACE = 2.0  # seconds the processes a cell left behind get between SIGTERM and SIGKILL
 
 
@@ -121,6 +122,30 @@ def end_leftovers() -> int:
     return len(left)
 
 
+def until_unwanted(process: subprocess.Popen[bytes], job_id: str) -> int:
+    """The cell's exit code; or, once the dispatcher no longer wants the job (cancelled, or its
+    gang failed), -SIGTERM after the cell was stopped (by the caller's `end_leftovers`).
+
+    The worker asks the dispatcher every STOP_POLL s rather than being cancelled through Ray:
+    Ray 2.60's owner aborts ("Tried to complete task that was not pending") when a task is
+    cancelled as it completes, which took the dispatcher and every job with it."""
+    from .dispatcher import NAME, NAMESPACE
+
+    dispatcher: Any = None
+    while True:
+        try:
+            return process.wait(timeout=STOP_POLL)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            dispatcher = dispatcher or ray.get_actor(NAME, namespace=NAMESPACE)
+            wanted = bool(ray.get(dispatcher.wanted.remote(job_id), timeout=30))
+        except Exception:  # the dispatcher is gone: so is the job, and nobody would read its end
+            wanted = False
+        if not wanted:
+            return -signal.SIGTERM
+
+
 @ray.remote(num_cpus=0)
 def node_address() -> tuple[str, int]:
     """This node's address and a free port on it (used for rank 0's MASTER_PORT)."""
@@ -164,7 +189,7 @@ def run_worker(job_dir: str, rank: int, env: dict[str, str], spec: dict[str, Any
             stdin=subprocess.DEVNULL,
             preexec_fn=preexec,
         )
-        return process.wait()
+        return until_unwanted(process, spec["id"])
     except private.HeadFailed as e:
         os.write(out, f"[lavahub] {e}\n".encode())
         return 1
