@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from services.jobs.models import JobState
+from tests.integration.test_jobs import job_processes
 
 from .conftest import Harness, run_harness
 
@@ -43,19 +44,6 @@ print("tmp files", sorted(os.listdir(tempfile.gettempdir())), flush=True)
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     yield from run_harness("ray", tmp_path_factory)
-
-
-def job_processes(job_id: str) -> list[psutil.Process]:
-    """The processes running one job's cell (their environment names the job)."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            ours = process.environ().get("LAVAHUB_JOB_ID") == job_id
-            if ours and "bootstrap" in " ".join(process.cmdline()):
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
 
 
 def said(lines: list[str], word: str) -> list[str]:
@@ -105,7 +93,7 @@ def test_a_worker_killed_from_outside_fails_the_job_naming_it(harness: Harness) 
     code = "import os, time\nprint('up', os.environ['RANK'], flush=True)\ntime.sleep(600)\n"
     job = harness.submit(code, workers=2)
     harness.wait_logs(job.id, lambda lines: {"[worker-0] up 0", "[worker-1] up 1"} <= set(lines))
-    [victim] = [p for p in job_processes(job.id) if p.environ().get("RANK") == "1"]
+    [victim] = [p for p in map(psutil.Process, job_processes(job.id)) if p.environ().get("RANK") == "1"]
     victim.kill()
     done = harness.wait(job.id, ENDED)
     assert (done.state, done.failed_worker, done.reason) == (

@@ -47,6 +47,8 @@ KEPT_RECORDS = 10_000  # ended jobs remembered for a service that asks late
 CANCEL_GRACE = 5.0  # seconds a stopped worker has to stop its cell (and its leftovers) before it is killed
 log = logging.getLogger(__name__)
 
+UNFINISHED = ("pending", "running")  # a record's states before its end
+
 Shape = tuple[tuple[tuple[str, float], ...], ...]  # a gang's bundles, hashable
 
 
@@ -136,7 +138,7 @@ class Dispatcher:
     async def cancel(self, job_id: str) -> None:
         """Stop every worker of the job; its record says `cancelled` at once. Idempotent."""
         record = self.records.get(job_id)
-        if record is None or record.state not in ("pending", "running"):
+        if record is None or record.state not in UNFINISHED:
             return
         self._set(job_id, Record("cancelled", reason="cancelled"))
         run = self.runs.get(job_id)
@@ -180,7 +182,7 @@ class Dispatcher:
         self.records.move_to_end(job_id)
         while len(self.records) > KEPT_RECORDS:
             oldest = next(iter(self.records))
-            if self.records[oldest].state in ("pending", "running"):
+            if self.records[oldest].state in UNFINISHED:
                 break
             del self.records[oldest]
         self.changed.set()
@@ -190,7 +192,7 @@ class Dispatcher:
         """The job ended (when it has not already, by a cancel): every worker has stopped by now, so
         the files hold all its lines."""
         facts = facts or {}
-        if self.records.get(job_id, Record()).state in ("pending", "running"):
+        if self.records.get(job_id, Record()).state in UNFINISHED:
             self._set(job_id, Record(state, **facts))
 
     async def _run(self, job_id: str, job_dir: Path, spec: dict[str, Any]) -> None:
@@ -258,7 +260,7 @@ class Dispatcher:
     async def wanted(self, job_id: str) -> bool:
         """Whether the job's workers should go on (each asks, every `gang.STOP_POLL` s)."""
         record = self.records.get(job_id)
-        return record is not None and record.state in ("pending", "running") and job_id not in self.stopping
+        return record is not None and record.state in UNFINISHED and job_id not in self.stopping
 
     async def _stop(self, job_id: str, refs: dict[ray.ObjectRef[int], int]) -> None:
         """Stop workers still running: they stop their cells when they next ask `wanted` (and clean
