@@ -62,6 +62,7 @@ PORTS_FILE = "ports.json"  # the local head's ports, when its configured ones we
 BRIDGE_TIMEOUT = 120  # seconds for the service's Ray driver to connect and find the dispatcher
 CHANGES_WAIT = 5.0  # seconds one `changes` call waits for news before it is asked again
 DEFAULT_GCS_PORT = 6379
+JOINING = "the jobs service to join the Ray cluster"  # what pending jobs wait for meanwhile
 CAPACITY_TTL = 5.0  # seconds the cluster's total is taken as known
 HEAD_HOLDER = "local-ray-head"  # how the local head's GPUs are recorded in the holdings
 OWN_PORTS = (
@@ -295,9 +296,9 @@ class RayBackend(Backend):
                 # the service's driver imports Ray (seconds) while the head starts, and joins it once
                 # up, at the port the head takes (chosen first)
                 await asyncio.to_thread(self._choose_ports)
-                joining = asyncio.ensure_future(self._start_bridge(say=False))
+                joining = asyncio.ensure_future(self._start_bridge())
                 await self._start_local_head_until_up()
-            self._waiting_for = "the jobs service to join the Ray cluster"
+            self._waiting_for = JOINING
             await (joining or self._start_bridge())
         finally:
             if joining is not None and not joining.done():
@@ -320,11 +321,8 @@ class RayBackend(Backend):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESTART_BACKOFF[1])
 
-    async def _start_bridge(self, tries: int | None = None, *, say: bool = True) -> bool:
-        """The service's Ray driver, connected and holding the dispatcher; False if `tries` failed.
-        `say`: pending jobs' explanations say that the service is joining the cluster."""
-        if say:
-            self._waiting_for = "the jobs service to join the Ray cluster"
+    async def _start_bridge(self, tries: int | None = None) -> bool:
+        """The service's Ray driver, connected and holding the dispatcher; False if `tries` failed."""
         attempt = 0
         while tries is None or attempt < tries:
             attempt += 1
@@ -361,6 +359,7 @@ class RayBackend(Backend):
             failures, self._ready = 0, False
             if self._bridge is not None:
                 await self._bridge.stop()
+            self._waiting_for = JOINING
             if await asyncio.to_thread(self._alive) and await self._start_bridge(tries=1):
                 self.log.error("The dispatcher stopped answering; the service joined the cluster again")
                 self._ready, self._waiting_for = True, None
