@@ -205,6 +205,7 @@ class ProcessKubelet(FakeKubelet):
         self.runs: dict[tuple[str, str, str], list[Run]] = {}  # (namespace, pod, container)
         self._ssl = _certificate(workdir)
         self._server: web.AppRunner | None = None
+        self._started: list[asyncio.subprocess.Process] = []
         super().__init__(api, kubelet_port=0)
 
     # -- the log server --------------------------------------------------------------------------
@@ -300,6 +301,7 @@ class ProcessKubelet(FakeKubelet):
                 self._kill(run, signal.SIGKILL)
                 if run.task is not None:
                     run.task.cancel()
+            await self._reap()
             if self._server is not None:
                 await self._server.cleanup()
                 self._server = None
@@ -374,6 +376,21 @@ class ProcessKubelet(FakeKubelet):
         await self.finish_deletion(run.namespace, run.name, run.uid)
         self.pods.pop(run.uid, None)
         shutil.rmtree(run.folder, ignore_errors=True)
+
+    async def _reap(self) -> None:
+        """Wait for every process this kubelet started to exit and its output pipe to close, so that
+        none is left for the garbage collector to close after the test's event loop is gone."""
+        for process in self._started:
+            if process.returncode is None:  # not yet reaped: its pid is still its own
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
+            if process.stdout is not None:
+                with contextlib.suppress(asyncio.TimeoutError, Exception):
+                    await asyncio.wait_for(process.stdout.read(), 5)
+        self._started.clear()
+        await asyncio.sleep(0)  # the transports' own closing, scheduled by the lines above
 
     @staticmethod
     def _kill(run: PodRun, sig: int) -> None:
@@ -667,6 +684,7 @@ class ProcessKubelet(FakeKubelet):
                 preexec_fn=in_container(mounts, hosts, uid, gid, groups, cwd),
             )
             run.processes.append(process)
+            self._started.append(process)
             assert process.stdout is not None
             with log_run.path.open("ab") as out:
                 while True:

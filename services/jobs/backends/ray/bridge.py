@@ -77,14 +77,21 @@ class Bridge:
         if self._reader is not None:
             self._reader.cancel()
             self._reader = None
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            came, _ = await within(process.wait(), 10)
-            if not came:
+        if process is not None:
+            if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+                    process.terminate()
+                came, _ = await within(process.wait(), 10)
+                if not came:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+            # its pipes closed, so that its transport closes now, not when the garbage collector
+            # finds it after the event loop has gone ("Event loop is closed")
+            if process.stdin is not None:
+                process.stdin.close()
+            if process.stdout is not None:
+                await within(process.stdout.read(), 5)
         self._fail_calls("the Ray driver was stopped")
 
     async def call(self, op: str, timeout: float = 30, **args: Any) -> Any:
