@@ -14,13 +14,27 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from kubernetes_asyncio.client.exceptions import ApiException
 
 MERGE_PATCH = "application/merge-patch+json"
 
 
 async def raw(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> aiohttp.ClientResponse:
-    """`call(*args, **kwargs)`, answering the HTTP response unread (a log to stream, say)."""
+    """`call(*args, **kwargs)`, answering the HTTP response unread (a log to stream, say).
+
+    An answer that is not a success raises ApiException, as the client's own calls do: unread,
+    the client hands back a 404 or a 409 as if it were the object asked for (a conflict on a
+    create went unnoticed, a refused list read as an empty one)."""
     response: aiohttp.ClientResponse = await call(*args, _preload_content=False, **kwargs)
+    if not 200 <= response.status <= 299:
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = body  # as the client's own ApiException carries it
+        error.headers = response.headers
+        raise error
     return response
 
 
