@@ -26,7 +26,19 @@ from .local_setup import single_account_notice
 from .paths import proxy_command
 
 # What the hub passes on to its services from its own environment.
-SERVICE_ENV = ("LAVAHUB_CONFIG", "HOME", "XDG_DATA_HOME", "RAY_AUTH_TOKEN", "LAVAHUB_PROXY_COMMAND")
+SERVICE_ENV = (
+    "LAVAHUB_CONFIG",
+    "HOME",
+    "XDG_DATA_HOME",
+    "RAY_AUTH_TOKEN",
+    "LAVAHUB_PROXY_COMMAND",
+    "LAVAHUB_DATABASE_URL",
+    "LAVAHUB_HUB_DATABASE_URL",
+)
+# The proxy's API when the proxy runs on its own (the Helm chart's proxy pod): the hub then
+# only configures it, with the token in CONFIGPROXY_AUTH_TOKEN.
+PROXY_API_ENV = "LAVAHUB_PROXY_API_URL"
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 LOCAL_PAGES = CHANGE_PASSWORD_PAGE.parent  # lavahub/auth/html: page.html extends the hub's own
 
 
@@ -40,11 +52,16 @@ def configure(c: Config, platform: PlatformConfig) -> None:
     c.JupyterHub.bind_url = f"http://{platform.bind}:{platform.port}"
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = platform.hub_port
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{platform.proxy_api_port}"
-    c.ConfigurableHTTPProxy.pid_file = str(platform.data_dir / "jupyterhub-proxy.pid")
-    proxy = proxy_command()
-    if proxy:
-        c.ConfigurableHTTPProxy.command = [proxy]
+    external_proxy = os.environ.get(PROXY_API_ENV)
+    if external_proxy:
+        c.ConfigurableHTTPProxy.should_start = False
+        c.ConfigurableHTTPProxy.api_url = external_proxy
+    else:
+        c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{platform.proxy_api_port}"
+        c.ConfigurableHTTPProxy.pid_file = str(platform.data_dir / "jupyterhub-proxy.pid")
+        proxy = proxy_command()
+        if proxy:
+            c.ConfigurableHTTPProxy.command = [proxy]
 
     # --- State ---
     c.JupyterHub.db_url = platform.hub_database_url
@@ -97,13 +114,19 @@ def _authenticator(c: Config, platform: PlatformConfig) -> None:
 
 
 def _services(c: Config, platform: PlatformConfig) -> None:
-    """Both services listen on loopback; the proxy serves them at /services/<name>/."""
+    """The proxy serves the services at /services/<name>/. They listen on loopback, or, on
+    Kubernetes, at the hub pod's address, where the proxy's pod and workspace pods reach them
+    through the hub's Service."""
     service_env = {key: os.environ[key] for key in SERVICE_ENV if os.environ.get(key)}
+    host = "127.0.0.1"
+    if platform.backend == "kubernetes" and not is_loopback(hub_service()):
+        host = hub_service()
+        service_env["LAVAHUB_SERVICE_LISTEN"] = "0.0.0.0"
 
     def service(name: str, port: int, **extra: Any) -> dict[str, Any]:
         return {
             "name": name,
-            "url": f"http://127.0.0.1:{port}",
+            "url": f"http://{host}:{port}",
             "command": [sys.executable, "-m", f"services.{name}"],
             "cwd": str(platform.data_dir),
             "environment": service_env,
@@ -153,10 +176,21 @@ def _services(c: Config, platform: PlatformConfig) -> None:
         # their login to the server: such tokens may carry this scope (if the person has it).
         c.Spawner.oauth_client_allowed_scopes = ["access:services!service=jobs"]
         c.Spawner.environment = {"LAVAHUB_JOBS_URL": f"{_jobs_url(platform)}/services/jobs/"}
-        if platform.backend == "kubernetes" and not is_loopback(hub_service()):
-            # pods call the service directly at the hub's Service, so it listens beyond loopback
-            jobs["environment"] = {**jobs["environment"], "LAVAHUB_JOBS_LISTEN": "0.0.0.0"}
     c.JupyterHub.load_roles.append({"name": "user", "scopes": user_scopes})
+
+    # `idle-culler` stops workspaces nobody used for culler.timeout seconds
+    culler = platform.culler
+    if culler.enabled:
+        c.JupyterHub.services.append({
+            "name": "idle-culler",
+            "command": [
+                sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={culler.timeout}",
+                f"--cull-every={culler.every}", f"--max-age={culler.max_age}",
+            ],
+        })  # fmt: skip
+        c.JupyterHub.load_roles.append(
+            {"name": "lavahub-idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]}
+        )
 
 
 def _spawner(c: Config, platform: PlatformConfig) -> None:

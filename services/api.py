@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import ParseResult, SplitResult
 
 from jupyterhub.services.auth import HubAuth, HubAuthenticated, UserNotAllowed
 from tornado import httpclient, web
@@ -53,6 +54,12 @@ def stop_with_the_hub() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:  # the hub was already gone
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def listen_address(url: SplitResult | ParseResult) -> str:
+    """Where a hub-managed service listens: its URL's host (loopback), or LAVAHUB_SERVICE_LISTEN on
+    Kubernetes, where its URL names the hub's Service, which the proxy's and workspaces' pods reach."""
+    return os.environ.get("LAVAHUB_SERVICE_LISTEN") or url.hostname or "127.0.0.1"
 
 
 def run_service(name: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> int:

@@ -41,10 +41,11 @@ from .fields import (
 )
 from .jobs import JobsConfig
 from .kubernetes import KubernetesConfig
-from .services import TemplatesServiceConfig
+from .services import CullerConfig, TemplatesServiceConfig
 from .storage import KubernetesStorage, StorageConfig
 
-# The embedded default: one machine, two projects, a CPU and a GPU template.
+# The embedded default: one machine, two projects, a CPU and a GPU template. The images are
+# lavahub's own (images/base, images/pytorch), tagged with lavahub's version.
 EMBEDDED_PROJECTS: dict[str, Any] = {
     "default": {"members": ["admin", "alice", "bob"], "quota": {"gpus": 1, "cpus": 8, "memory": "32Gi"}},
     "vision": {"members": ["admin", "alice"], "quota": {"gpus": 1, "cpus": 8, "memory": "32Gi"}},
@@ -54,14 +55,14 @@ EMBEDDED_TEMPLATES: tuple[dict[str, Any], ...] = (
         "slug": "python",
         "display_name": "Python (CPU)",
         "description": "Scientific Python: NumPy, pandas, scikit-learn.",
-        "image": "quay.io/jupyter/scipy-notebook:2025-01-06",
+        "image": "lavahub/base:0.1.0",
         "cpus": 1, "memory": "2Gi", "max_cpus": 4, "max_memory": "8Gi",
     },
     {
         "slug": "pytorch",
         "display_name": "PyTorch (GPU)",
         "description": "PyTorch with CUDA; asks for a GPU when the machine has one.",
-        "image": "quay.io/jupyter/pytorch-notebook:cuda12-2025-01-06",
+        "image": "lavahub/pytorch:0.1.0",
         "cpus": 2, "memory": "4Gi", "gpus": 0, "max_cpus": 4, "max_memory": "16Gi", "max_gpus": 1,
         "projects": ["vision"],
     },
@@ -84,8 +85,16 @@ def _default_data_dir() -> str:
     return str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "lavahub")
 
 
-def _sqlite_in_data_dir(name: str) -> Any:
-    return lambda data: f"sqlite:///{data['data_dir'] / name}" if "data_dir" in data else None
+def _database(env: str, name: str) -> Any:
+    """$env (where a deployment keeps the URL in a secret: the Helm chart's PostgreSQL), else a
+    SQLite file in data_dir."""
+
+    def default(data: dict[str, Any]) -> str | None:
+        if os.environ.get(env):
+            return os.environ[env]
+        return f"sqlite:///{data['data_dir'] / name}" if "data_dir" in data else None
+
+    return default
 
 
 # JSON Schema of what spawner's record validators accept (their own lists of keys).
@@ -150,12 +159,14 @@ class PlatformConfig(Section):
         description="The local backend: an OS account per user and a group per project (when root).",
     )
     database_url: Text = Field(
-        default_factory=_sqlite_in_data_dir("lavahub.sqlite"),
-        description="lavahub's database (templates), a SQLAlchemy URL. Default: SQLite in data_dir.",
+        default_factory=_database("LAVAHUB_DATABASE_URL", "lavahub.sqlite"),
+        description="lavahub's database (templates, passwords, holdings), a SQLAlchemy URL. Default: "
+        "$LAVAHUB_DATABASE_URL, else SQLite in data_dir.",
     )
     hub_database_url: Text = Field(
-        default_factory=_sqlite_in_data_dir("jupyterhub.sqlite"),
-        description="JupyterHub's database, a SQLAlchemy URL. Default: SQLite in data_dir.",
+        default_factory=_database("LAVAHUB_HUB_DATABASE_URL", "jupyterhub.sqlite"),
+        description="JupyterHub's database, a SQLAlchemy URL. Default: $LAVAHUB_HUB_DATABASE_URL, "
+        "else SQLite in data_dir.",
     )
     named_servers: Whole = Field(
         3, description="How many named workspaces a user may have besides the default one."
@@ -169,6 +180,9 @@ class PlatformConfig(Section):
     )
     templates_service: TemplatesServiceConfig = Field(
         default_factory=TemplatesServiceConfig, description="The templates service (catalogue API)."
+    )
+    culler: CullerConfig = Field(
+        default_factory=CullerConfig, description="Stopping idle workspaces (jupyterhub-idle-culler)."
     )
     # JupyterHub's security model (docs/security.md): what keeps user servers apart in the browser
     subdomain_host: OptionalText = Field(

@@ -11,7 +11,7 @@ from jupyterhub.services.auth import HubAuth
 
 from lavahub.config import load_config
 
-from ..api import run_service, until_terminated
+from ..api import listen_address, run_service, until_terminated
 from .app import Context, make_app
 from .backends import load_backend
 
@@ -24,9 +24,7 @@ async def serve() -> None:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/jobs/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{config.jobs.port}"))
     app = make_app(ctx, prefix)
-    # on loopback; on Kubernetes also at the hub pod's address, where workspace pods call it
-    address = os.environ.get("LAVAHUB_JOBS_LISTEN") or url.hostname or "127.0.0.1"
-    app.listen(url.port or config.jobs.port, address=address, xheaders=True)
+    app.listen(url.port or config.jobs.port, address=listen_address(url), xheaders=True)
     logging.getLogger(__name__).info("jobs service listening on %s%s", url.geturl().rstrip("/"), prefix)
     await backend.setup()
     ctx.supervisor.start()

@@ -12,7 +12,7 @@ from jupyterhub.services.auth import HubOAuth
 from lavahub.config import load_config
 from spawner.base import template_store
 
-from ..api import run_service, until_terminated
+from ..api import listen_address, run_service, until_terminated
 from .app import make_app
 from .context import Context
 
@@ -26,7 +26,7 @@ async def serve() -> None:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/templates/")
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     make_app(ctx, prefix, cookie_secret=os.urandom(32)).listen(
-        url.port or config.templates_service.port, address=url.hostname or "127.0.0.1", xheaders=True
+        url.port or config.templates_service.port, address=listen_address(url), xheaders=True
     )
     logging.getLogger(__name__).info("templates service listening on %s%s", url.geturl().rstrip("/"), prefix)
     await until_terminated()

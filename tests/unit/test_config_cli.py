@@ -13,7 +13,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "lavahub.example.yaml"
 def test_check_a_valid_config():
     result = lavahub("config", "check", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{EXAMPLE}: ok (backend local, 2 projects, 4 templates)\n"
+    assert result.stdout == f"{EXAMPLE}: ok (backend local, 2 projects, 5 templates)\n"
 
 
 def test_check_an_invalid_config_is_one_line_with_status_2(tmp_path):

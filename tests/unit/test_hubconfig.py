@@ -166,8 +166,10 @@ def test_kubernetes_platform(tmp_path, monkeypatch):
     assert c.Spawner.start_timeout == platform.start_timeout == 90
     # pods reach the jobs service at the hub's Service, where it listens beyond loopback
     assert c.Spawner.environment == {"LAVAHUB_JOBS_URL": "http://hub:8082/services/jobs/"}
-    jobs = next(s for s in c.JupyterHub.services if s["name"] == "jobs")
-    assert jobs["environment"]["LAVAHUB_JOBS_LISTEN"] == "0.0.0.0"
+    # the proxy routes to the services at the hub's Service too, where they listen beyond loopback
+    for service in c.JupyterHub.services:
+        assert service["url"].startswith("http://hub:")
+        assert service["environment"]["LAVAHUB_SERVICE_LISTEN"] == "0.0.0.0"
 
 
 def test_kubernetes_runs_no_jobs_in_the_hub_pod_without_an_external_ray(tmp_path, monkeypatch):
@@ -246,3 +248,43 @@ def test_one_os_user_for_everyone_is_said_on_the_home_page(tmp_path):
     c, platform = configured(tmp_path, accounts={"mode": "off"})
     assert not platform.os_accounts and c.LocalSpawner.accounts is False
     assert "every workspace and job runs as the OS user" in c.JupyterHub.template_vars["announcement_home"]
+
+
+def test_a_proxy_of_its_own_is_configured_not_started(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAVAHUB_PROXY_API_URL", "http://lh-proxy-api:8001")
+    c, _ = configured(tmp_path, backend="kubernetes", bind="0.0.0.0", jobs={"backend": "volcano"})
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.ConfigurableHTTPProxy.api_url == "http://lh-proxy-api:8001"
+    assert "command" not in c.ConfigurableHTTPProxy
+
+
+def test_database_urls_from_the_environment(tmp_path, monkeypatch):
+    """The chart keeps PostgreSQL URLs (with their passwords) in its Secret, not in the config."""
+    monkeypatch.setenv("LAVAHUB_HUB_DATABASE_URL", "postgresql://hub:pw@db/hub")
+    monkeypatch.setenv("LAVAHUB_DATABASE_URL", "postgresql://hub:pw@db/lavahub")
+    platform = parse_config({"data_dir": str(tmp_path)})
+    assert (platform.hub_database_url, platform.database_url) == (
+        "postgresql://hub:pw@db/hub",
+        "postgresql://hub:pw@db/lavahub",
+    )
+    # given in the config, a URL is the config's
+    assert (
+        parse_config({"data_dir": str(tmp_path), "database_url": "sqlite:///x"}).database_url == "sqlite:///x"
+    )
+
+
+def test_the_idle_culler_is_a_service_with_only_what_it_needs(tmp_path):
+    c, _ = configured(tmp_path)
+    assert "idle-culler" not in [s["name"] for s in c.JupyterHub.services]
+    c, _ = configured(tmp_path, culler={"enabled": True, "timeout": 120, "every": 30})
+    culler = next(s for s in c.JupyterHub.services if s["name"] == "idle-culler")
+    assert culler["command"][1:] == [
+        "-m", "jupyterhub_idle_culler", "--timeout=120", "--cull-every=30", "--max-age=0",
+    ]  # fmt: skip
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "lavahub-idle-culler")
+    assert role["services"] == ["idle-culler"]
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+    assert not any("admin" in scope for scope in role["scopes"])
+    # the command the hub runs exists here, with these options
+    shown = subprocess.run([*culler["command"][:3], "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "--cull-every" in shown.stdout and "--max-age" in shown.stdout
