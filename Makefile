@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMPS := .stamps
 CONFIG ?=
 
-.PHONY: install lab-types venv-interpreter chromium kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
+.PHONY: install lab-types chart-schema venv-interpreter chromium kube-apiserver up test test-unit test-integration test-kubernetes lint format bench clean
 
 # the lab extension (extensions/lavahub-jupyter): its frontend is built again only when its sources change
 LAB         := extensions/lavahub-jupyter
@@ -29,6 +29,11 @@ venv-interpreter:
 lab-types: install
 	$(BIN)/python -m services.jobs.openapi > $(LAB)/node_modules/.jobs-openapi.json
 	cd $(LAB) && node_modules/.bin/openapi-typescript node_modules/.jobs-openapi.json --output src/jobs-api.d.ts
+
+# the Helm chart's values.schema.json, from the platform config's own JSON Schema
+# (tests/unit/test_chart.py fails when it is out of date)
+chart-schema: install
+	$(BIN)/lavahub config schema --helm > helm/lavahub/values.schema.json
 
 $(STAMPS)/platform: pyproject.toml
 	@mkdir -p $(STAMPS)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from spawner.errors import PublicError
 
-from . import config, db, jobs, platform, queues, render, templates, users
+from . import config, db, jobs, platform, render, templates, users
 
-GROUPS = (platform, users, render, templates, jobs, queues, db, config)  # in the order --help lists them
+GROUPS = (platform, users, render, templates, jobs, db, config)  # in the order --help lists them
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,11 @@ def add_commands(sub: Any) -> None:
     check.add_argument("file", help="the config file")
     check.set_defaults(run=cmd_config_check)
     show = config.add_parser("schema", help="print the config's JSON Schema")
+    show.add_argument(
+        "--helm",
+        action="store_true",
+        help="the Helm chart's values.schema.json instead (the config's schema under `platform`)",
+    )
     show.set_defaults(run=cmd_config_schema)
 
 
@@ -38,6 +43,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
-    json.dump(schema(), sys.stdout, indent=2)
+    from lavahub.chart import values_schema
+
+    json.dump(values_schema() if args.helm else schema(), sys.stdout, indent=2)
     print()
     return 0

@@ -142,7 +142,7 @@ def _coded(job: Job, d: Diagnosis) -> tuple[str, list[str], list[str]]:
         return (
             f"The job is waiting for {why}: no job of it starts until an admin opens it.",
             [],
-            [f"ask an admin to open queue {pool} (`lavahub queues sync` makes each project's queue)"],
+            [f"ask an admin to open queue {pool} (the Helm chart makes each project's queue)"],
         )
     if d.reason == "WaitingForQuota" and d.shortfalls:
         s = d.shortfalls[0]

@@ -40,10 +40,20 @@ from kubernetes_asyncio.config import new_client_from_config
 KUBERNETES_VERSION = "1.20.2"
 BUILD_HINT = "kube-apiserver not built: run `make kube-apiserver` (tests/kubernetes/build-apiserver)"
 ADMIN = "admin"
-# the hub Role's rules, as the chart grants them
-HUB_ROLE_RULES = yaml.safe_load(
-    (Path(__file__).resolve().parents[2] / "helm/lavahub/files/hub-role-rules.yaml").read_text()
-)
+
+
+def chart_rules() -> dict[str, list[dict[str, Any]]]:
+    """The rules the Helm chart grants the hub's service account, rendered by Helm from the chart:
+    `hub` (the spawner, in the workspaces' namespace), `jobs` (the jobs service, in the jobs'
+    namespace) and `jobs-cluster` (cluster-wide, read-only)."""
+    from tests.chart import full_values, objects, one
+
+    found = objects(full_values())
+    return {
+        "hub": one(found, "Role", "lavahub-hub")["rules"],
+        "jobs": one(found, "Role", "lavahub-hub-jobs")["rules"],
+        "jobs-cluster": one(found, "ClusterRole", "lavahub-lavahub-hub-jobs")["rules"],
+    }
 
 
 async def grant_hub_role(admin: ApiClient, namespace: str, user: str = "hub") -> None:
@@ -51,7 +61,7 @@ async def grant_hub_role(admin: ApiClient, namespace: str, user: str = "hub") ->
     rbac = RbacAuthorizationV1Api(admin)
     await rbac.create_namespaced_role(
         namespace,
-        {"metadata": {"name": "lavahub-hub"}, "rules": HUB_ROLE_RULES},  # type: ignore[arg-type]
+        {"metadata": {"name": "lavahub-hub"}, "rules": chart_rules()["hub"]},  # type: ignore[arg-type]
     )
     await rbac.create_namespaced_role_binding(namespace, {  # type: ignore[arg-type]
         "metadata": {"name": "lavahub-hub"},
@@ -60,22 +70,19 @@ async def grant_hub_role(admin: ApiClient, namespace: str, user: str = "hub") ->
     })  # fmt: skip
 
 
-JOBS_RULES = Path(__file__).resolve().parents[2] / "helm/lavahub/files"
-
-
 async def grant_jobs_roles(admin: ApiClient, namespace: str, user: str = "jobs") -> None:
     """Bind `user` to exactly the chart's jobs Role (in `namespace`) and its ClusterRole."""
     rbac = RbacAuthorizationV1Api(admin)
     subjects = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
-    rules = yaml.safe_load((JOBS_RULES / "jobs-role-rules.yaml").read_text())
-    cluster_rules = yaml.safe_load((JOBS_RULES / "jobs-cluster-role-rules.yaml").read_text())
+    rules = chart_rules()
     cluster_role = f"lavahub-jobs-{namespace}"
-    await rbac.create_namespaced_role(namespace, {"metadata": {"name": "lavahub-jobs"}, "rules": rules})  # type: ignore[arg-type]
+    role = {"metadata": {"name": "lavahub-jobs"}, "rules": rules["jobs"]}
+    await rbac.create_namespaced_role(namespace, role)  # type: ignore[arg-type]
     await rbac.create_namespaced_role_binding(namespace, {  # type: ignore[arg-type]
         "metadata": {"name": "lavahub-jobs"}, "subjects": subjects,
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lavahub-jobs"},
     })  # fmt: skip
-    await rbac.create_cluster_role({"metadata": {"name": cluster_role}, "rules": cluster_rules})  # type: ignore[arg-type]
+    await rbac.create_cluster_role({"metadata": {"name": cluster_role}, "rules": rules["jobs-cluster"]})  # type: ignore[arg-type]
     await rbac.create_cluster_role_binding({  # type: ignore[arg-type]
         "metadata": {"name": cluster_role}, "subjects": subjects,
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
@@ -168,6 +175,7 @@ class KubeCluster:
         self.cert_dir = self.workdir / "certs"
         self.etcd_log = self.workdir / "etcd.log"
         self.apiserver_log = self.workdir / "kube-apiserver.log"
+        self.audit_log = self.workdir / "audit.log"
         self.etcd_port = free_port()
         self.port = free_port()
         self._processes: list[subprocess.Popen[bytes]] = []
@@ -237,6 +245,15 @@ class KubeCluster:
         self._processes.append(process)
         return process
 
+    def requests_of(self, user: str) -> list[dict[str, Any]]:
+        """The audit log's events for `user`'s requests so far: verb, objectRef, responseStatus."""
+        try:
+            lines = self.audit_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        events = (json.loads(line) for line in lines if line.strip())
+        return [e for e in events if e.get("user", {}).get("username") == user]
+
     def _write_auth_files(self) -> None:
         self.cert_dir.mkdir(parents=True, exist_ok=True)
         # Token file lines: token,user,uid,"group1,group2"
@@ -244,6 +261,17 @@ class KubeCluster:
         tokens = self.workdir / "tokens.csv"
         tokens.write_text("\n".join(lines) + "\n")
         tokens.chmod(0o600)
+        # the declared users' requests (a watch also when it starts), with no bodies
+        declared = [u for u in self.groups if u != ADMIN]
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata", "users": declared}, {"level": "None"}]
+            if declared
+            else [{"level": "None"}],
+        }
+        (self.workdir / "audit-policy.yaml").write_text(yaml.safe_dump(policy))
         # Service-account tokens are signed with this key: the API server refuses to start without one.
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         (self.workdir / "sa.key").write_bytes(
@@ -302,6 +330,11 @@ class KubeCluster:
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 "--profiling=false",
+                # every request of the declared users, for what RBAC grants against what is used
+                f"--audit-policy-file={self.workdir / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",
             ],
             self.apiserver_log,
         )

@@ -30,6 +30,13 @@ USERS = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked after_the_kubernetes_tests run last: they read what the others did."""
+    last = [item for item in items if item.get_closest_marker("after_the_kubernetes_tests")]
+    if last:
+        items[:] = [item for item in items if item not in last] + last
+
+
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI must provide it", pytrace=False)

@@ -236,8 +236,8 @@ async def test_a_job_goes_to_its_projects_queue_which_must_exist_and_be_open(pla
     missing = platform.submit("print('never')\n", project="vision", queue="vision")
     failed = await platform.wait(missing.id, lambda j: j.state.done)
     assert failed.reason == (
-        "could not start: queue vision does not exist on the cluster (an admin creates each project's "
-        "queue with `lavahub queues sync`)"
+        "could not start: queue vision does not exist on the cluster (the Helm chart makes each project's "
+        "queue: an admin adds the project and runs helm upgrade)"
     )
     await create_queue(platform.admin, "vision", {"cpu": "2"}, state="Closed")
     closed = platform.submit("print('never')\n", project="vision", queue="vision")
@@ -273,6 +273,23 @@ async def test_a_cell_too_large_for_the_job_reaches_every_worker_through_a_confi
     (owner,) = files.metadata.owner_references
     state = done.backend_state
     assert (owner.kind, owner.name, owner.uid) == ("Job", state["name"], state["uid"])
+
+
+async def test_a_submission_retried_after_a_lost_answer_adopts_its_own_job_and_files(
+    platform: Platform,
+) -> None:
+    """A service whose create's answer was lost submits again: the Job is adopted (not a second one,
+    nor an error), and its files are written again."""
+    assert platform.backend is not None
+    spec = platform.spec("print('once')\n", exports=cloudpickle.dumps({"blob": b"x" * 100_000}))
+    first = await platform.backend.submit(spec)
+    again = await platform.backend.submit(spec)
+    assert (again["name"], again["uid"]) == (first["name"], first["uid"])
+    files = await CoreV1Api(platform.admin).read_namespaced_config_map(
+        f"{first['name']}-files", platform.namespace
+    )
+    (owner,) = files.metadata.owner_references
+    assert owner.uid == first["uid"]
 
 
 async def test_a_job_over_its_queues_capability_waits_for_quota_and_says_so_with_numbers(

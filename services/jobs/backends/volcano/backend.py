@@ -301,8 +301,8 @@ class VolcanoBackend(Backend):
                 except ApiException as e:
                     if e.status == 404:
                         raise JobRefused(
-                            f"queue {name} does not exist on the cluster (an admin creates each "
-                            "project's queue with `lavahub queues sync`)"
+                            f"queue {name} does not exist on the cluster (the Helm chart makes each "
+                            "project's queue: an admin adds the project and runs helm upgrade)"
                         ) from None
                     raise
         state = (queue.get("status") or {}).get("state") or "Open"
