@@ -296,6 +296,12 @@ def test_network_policies_keep_workspaces_and_jobs_from_the_hubs_internals() -> 
     to_hub = [r for r in job_policy["spec"]["egress"] if reaches_the_hub(r)]
     egress_ports = {p["port"] for r in to_hub for p in r["ports"]}
     assert egress_ports == {platform.jobs.port}  # job workers reach the jobs service, not the hub's API
+    # by default workspaces and jobs reach the internet, not a cluster's private addresses
+    workspaces_policy = one(found, "NetworkPolicy", "lavahub-workspaces")["spec"]
+    (anywhere,) = [r for r in workspaces_policy["egress"] if "ipBlock" in (peers(r) or [{}])[0]]
+    block = peers(anywhere)[0]["ipBlock"]
+    assert block["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(block["except"])
     assert not [o for o in objects({"networkPolicy": {"enabled": False}}) if o["kind"] == "NetworkPolicy"]
 
 
