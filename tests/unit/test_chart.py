@@ -365,6 +365,17 @@ def test_the_chart_documents_every_value_it_takes() -> None:
     assert not missing, f"docs/deploy-kubernetes.md does not describe {missing}"
 
 
+def test_the_guides_values_files_install_as_written() -> None:
+    """Every values file docs/deploy-kubernetes.md shows (a yaml block with `platform`) renders."""
+    guide = (ROOT / "docs" / "deploy-kubernetes.md").read_text()
+    shown = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", guide, re.S)]
+    values_files = [v for v in shown if isinstance(v, dict) and "platform" in v]
+    assert values_files, "the guide shows no values file"
+    for values in values_files:
+        found = objects(values)
+        assert platform_of(found).backend == "kubernetes"
+
+
 def test_chart_files_resolve_inside_the_chart() -> None:
     # files/jupyterhub_config.py is a link to the repository's own file, which Helm follows
     link = CHART / "files" / "jupyterhub_config.py"
