@@ -94,12 +94,13 @@ class Harness:
         exports: bytes | None = None,
         result: str | None = None,
         env: dict[str, str] | None = None,
+        user: str = "alice",
     ) -> Job:
         job_id = new_job_id()
-        volumes = self.volumes()
-        home = self.home()
+        volumes = self.volumes(user)
+        home = self.home(user)
         spec = JobSpec(
-            id=job_id, name="conformance", user="alice", project="default", template="python",
+            id=job_id, name="conformance", user=user, project="default", template="python",
             template_version=1, image="python:3.11", framework=framework, workers=workers,
             resources=Resources(cpus=cpus, memory=0, gpus=0), timeout=timeout, env=env or {}, code=code,
             cwd=home, job_dir=f"{home}/.lavahub/jobs/{job_id}", volumes=volumes, exports=exports,
@@ -108,18 +109,18 @@ class Harness:
         self.payloads.save(spec.id, spec.code, spec.exports)
         return self.store.add(spec)
 
-    def volumes(self) -> tuple[Volume, ...]:
-        """alice's volumes as her jobs' workers see them."""
-        return self.kind.volumes(self.root)
+    def volumes(self, user: str = "alice") -> tuple[Volume, ...]:
+        """The user's volumes (alice's by default) as their jobs' workers see them."""
+        return self.kind.volumes(self.root, user)
 
-    def home(self) -> str:
-        """alice's personal directory as her workers see it: where they start, and their HOME."""
-        self.local_home()
-        return by_kind(self.volumes())["personal"].mount_path
+    def home(self, user: str = "alice") -> str:
+        """The user's personal directory as their workers see it: where they start, and their HOME."""
+        self.local_home(user)
+        return by_kind(self.volumes(user))["personal"].mount_path
 
-    def local_home(self) -> Path:
-        """The same directory, where this test process finds it (made if missing, as hers)."""
-        return self.kind.local_home(self.root)
+    def local_home(self, user: str = "alice") -> Path:
+        """The same directory, where this test process finds it (made if missing, as theirs)."""
+        return self.kind.local_home(self.root, user)
 
     def job(self, job_id: str) -> Job:
         job = self.store.get(job_id)
@@ -195,19 +196,19 @@ def crash_ray(backend: Backend, loop: Loop) -> int:
     return killed
 
 
-def local_volumes(root: Path) -> tuple[Volume, ...]:
-    return local_volume_plan("alice", "default", admin=False, root=root / "storage")
+def local_volumes(root: Path, user: str = "alice") -> tuple[Volume, ...]:
+    return local_volume_plan(user, "default", admin=False, root=root / "storage")
 
 
-def local_home(root: Path) -> Path:
-    home = Path(by_kind(local_volumes(root))["personal"].mount_path)
+def local_home(root: Path, user: str = "alice") -> Path:
+    home = Path(by_kind(local_volumes(root, user))["personal"].mount_path)
     home.mkdir(parents=True, exist_ok=True)
     return home
 
 
-def ray_user() -> tuple[str, int]:
+def ray_user(owner: str = "alice") -> tuple[str, int]:
     # as root every worker runs as its owner's own OS account (lavahub up made it), else as ours
-    user = "lavahub-alice" if os.geteuid() == 0 else "alice"
+    user = f"lavahub-{owner}" if os.geteuid() == 0 else owner
     return user, pwd.getpwnam(user).pw_uid if os.geteuid() == 0 else os.geteuid()
 
 
@@ -223,8 +224,8 @@ class Kind:
     make: Callable[[Path, Loop], Backend]
     stop: Callable[[Backend, Loop], None]
     crash: Callable[[Backend, Loop], int]
-    volumes: Callable[[Path], tuple[Volume, ...]] = local_volumes
-    local_home: Callable[[Path], Path] = local_home
+    volumes: Callable[[Path, str], tuple[Volume, ...]] = local_volumes
+    local_home: Callable[[Path, str], Path] = local_home
     worker_user: Callable[[], tuple[str, int]] = ray_user
     request: Callable[[float], WorkspaceRequest | None] = no_request
     lost_reason: str = "lost when the cluster restarted"

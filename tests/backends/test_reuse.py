@@ -18,7 +18,7 @@ import pytest
 from services.jobs.models import JobState
 from tests.integration.test_jobs import job_processes
 
-from .conftest import Harness, run_harness
+from .conftest import Harness, ray_user, run_harness
 
 ENDED = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
 
@@ -69,6 +69,26 @@ def test_a_job_finds_nothing_an_earlier_job_left_on_the_same_workers(harness: Ha
     assert said(lines, "tmp") != [tmp], "each job gets a TMPDIR of its own"
     assert "[worker-0] env False module False" in lines, lines
     assert "[worker-0] tmp files []" in lines, lines
+
+
+def test_another_users_job_finds_nothing_an_earlier_job_left_on_the_same_workers(harness: Harness) -> None:
+    first = harness.submit(LEAVE)
+    assert harness.wait(first.id, ENDED).state == JobState.SUCCEEDED
+    tmp, _, _ = said(harness.complete_logs(first.id), "tmp")
+    peek = LOOK + (
+        "import os\n"
+        f"try:\n    open({tmp + '/left.txt'!r}).read()\n    print('read the earlier file', flush=True)\n"
+        "except OSError as e:\n    print('earlier file', type(e).__name__, flush=True)\n"
+        "print('uid', os.getuid(), flush=True)\n"
+    )
+    second = harness.submit(peek, user="bob")
+    done = harness.wait(second.id, ENDED)
+    lines = harness.complete_logs(second.id)
+    assert done.state == JobState.SUCCEEDED, (done, lines)
+    assert "[worker-0] env False module False" in lines, lines
+    assert "[worker-0] tmp files []" in lines, lines
+    assert "[worker-0] read the earlier file" not in lines, lines
+    assert f"[worker-0] uid {ray_user('bob')[1]}" in lines, "bob's cell runs as bob"
 
 
 def test_cancel_during_the_fast_start_leaves_no_worker(harness: Harness) -> None:

@@ -64,13 +64,13 @@ def claims_root(root: Path) -> Path:
     return root / "claims"
 
 
-def volumes(root: Path) -> tuple[Volume, ...]:
-    return kube_volume_plan("alice", "default", admin=False, storage=STORAGE)
+def volumes(root: Path, user: str = "alice") -> tuple[Volume, ...]:
+    return kube_volume_plan(user, "default", admin=False, storage=STORAGE)
 
 
-def local_home(root: Path) -> Path:
-    """alice's personal directory inside the personal claim, hers as the init container makes it."""
-    home = claims_root(root) / STORAGE.personal_claim / "users" / "alice"
+def local_home(root: Path, user: str = "alice") -> Path:
+    """The user's personal directory inside the personal claim, theirs as the init container makes it."""
+    home = claims_root(root) / STORAGE.personal_claim / "users" / user
     if not home.exists():
         home.mkdir(parents=True, mode=0o700)
         os.chown(home, STORAGE.uid, STORAGE.gid)
