@@ -18,6 +18,7 @@ import yaml
 
 from lavahub.chart import values_schema
 from lavahub.config import parse_config
+from services.jobs.backends.volcano.render import PLUGINS
 from spawner.resources import format_cpus, format_memory
 from tests.chart import CHART, EXAMPLES, ROOT, chart, example, full_values, helm, notes, objects, one, render
 from tests.kubernetes.volcano import crd_schemas
@@ -288,6 +289,10 @@ def test_network_policies_keep_workspaces_and_jobs_from_the_hubs_internals() -> 
     api_rule = next(r for r in proxy_policy["ingress"] if r["ports"][0]["port"] == platform.proxy_api_port)
     assert selects(peers(api_rule)) == [hub_pod]
     job_policy = one(found, "NetworkPolicy", "lavahub-jobs")
+    # no job's workers are reached through the chart's policy: each job's own, made by Volcano's svc
+    # plugin (on for every framework), lets its workers alone reach each other
+    assert job_policy["spec"]["ingress"] == [] and "Ingress" in job_policy["spec"]["policyTypes"]
+    assert all("svc" in plugins for plugins in PLUGINS.values())
 
     def reaches_the_hub(rule: dict[str, Any]) -> bool:
         labels = (peers(rule) or [{}])[0].get("podSelector", {}).get("matchLabels", {})
