@@ -13,8 +13,6 @@ from typing import Any
 
 from .config import schema as platform_schema
 
-CHART_SCHEMA_PATH = "helm/lavahub/values.schema.json"
-
 # What the chart sets in the platform config itself, or refuses there (templates/_helpers.tpl).
 CHART_PLATFORM: dict[str, Any] = {
     "properties": {
@@ -88,7 +86,8 @@ IMAGE = {
     },
 }
 RESOURCES = {"type": "object", "description": "Kubernetes resources: requests and limits."}
-SECRET_TEXT = _str("Empty: generated at install and kept by upgrades.")
+GENERATED = "Empty: generated at install and kept by upgrades."
+POSTGRESQL_URL = {"pattern": "^postgresql(\\+[a-z0-9]+)?://"}
 
 CHART_KEYS: dict[str, Any] = {
     "imagePullSecrets": {
@@ -123,17 +122,12 @@ CHART_KEYS: dict[str, Any] = {
                 allOf=[
                     {
                         "if": {"properties": {"type": {"const": "postgresql"}}},
-                        "then": {
-                            "properties": {
-                                "url": {"pattern": "^postgresql(\\+[a-z0-9]+)?://"},
-                                "lavahubUrl": {"pattern": "^postgresql(\\+[a-z0-9]+)?://"},
-                            }
-                        },
+                        "then": {"properties": {"url": POSTGRESQL_URL, "lavahubUrl": POSTGRESQL_URL}},
                     }
                 ],
             ),
             "cookieSecret": _str(
-                "JupyterHub's cookie secret, 64 hex digits. " + SECRET_TEXT["description"],
+                "JupyterHub's cookie secret, 64 hex digits. " + GENERATED,
                 pattern="^([0-9a-f]{64})?$",
             ),
             "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -151,7 +145,7 @@ CHART_KEYS: dict[str, Any] = {
                     "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "Its port."},
                 },
             ),
-            "secretToken": _str("The hub's token for the proxy's API. " + SECRET_TEXT["description"]),
+            "secretToken": _str("The hub's token for the proxy's API. " + GENERATED),
         },
     ),
     "ingress": _obj(

@@ -62,6 +62,17 @@ secret).
 {{- include "lavahub.platform" . | fromYaml | toJson -}}
 {{- end -}}
 
+{{/* The platform's ports, with the platform config's defaults: hub, jobs, templates, proxy, proxyApi. */}}
+{{- define "lavahub.ports" -}}
+{{- $p := include "lavahub.platformValues" . | fromJson -}}
+{{- toJson (dict
+  "hub" ($p.hub_port | default 8081)
+  "jobs" ((get ($p.jobs | default dict) "port") | default 8082)
+  "templates" ((get ($p.templates_service | default dict) "port") | default 8083)
+  "proxy" ($p.port | default 8000)
+  "proxyApi" ($p.proxy_api_port | default 8001)) -}}
+{{- end -}}
+
 {{/* The namespace of workspaces and of jobs (jobs.volcano.namespace, else the workspaces'). */}}
 {{- define "lavahub.workspaceNamespace" -}}
 {{- $p := include "lavahub.platformValues" . | fromJson -}}
@@ -93,14 +104,14 @@ secret).
 
 {{/* The hub's environment: where it finds its config, its Service, the proxy, and its secrets. */}}
 {{- define "lavahub.hubEnv" -}}
-{{- $p := include "lavahub.platformValues" . | fromJson -}}
+{{- $ports := include "lavahub.ports" . | fromJson -}}
 {{- $secret := include "lavahub.name" (dict "root" . "part" "secret") -}}
 - {name: LAVAHUB_CONFIG, value: /etc/lavahub/lavahub.yaml}
 # where workspace pods and the proxy reach the hub and its services
 - {name: LAVAHUB_HUB_SERVICE, value: {{ include "lavahub.name" (dict "root" . "part" "hub") }}}
 # the proxy runs in its own pod: the hub only configures it
 - name: LAVAHUB_PROXY_API_URL
-  value: http://{{ include "lavahub.name" (dict "root" . "part" "proxy-api") }}:{{ $p.proxy_api_port | default 8001 }}
+  value: http://{{ include "lavahub.name" (dict "root" . "part" "proxy-api") }}:{{ $ports.proxyApi }}
 - name: JPY_COOKIE_SECRET
   valueFrom: {secretKeyRef: {name: {{ $secret }}, key: cookie-secret}}
 - name: CONFIGPROXY_AUTH_TOKEN
