@@ -118,9 +118,8 @@ def _services(c: Config, platform: PlatformConfig) -> None:
     Kubernetes, at the hub pod's address, where the proxy's pod and workspace pods reach them
     through the hub's Service."""
     service_env = {key: os.environ[key] for key in SERVICE_ENV if os.environ.get(key)}
-    host = "127.0.0.1"
-    if platform.backend == "kubernetes" and not is_loopback(hub_service()):
-        host = hub_service()
+    host = _services_host(platform)
+    if not is_loopback(host):
         service_env["LAVAHUB_SERVICE_LISTEN"] = "0.0.0.0"
 
     def service(name: str, port: int, **extra: Any) -> dict[str, Any]:
@@ -239,7 +238,14 @@ def hub_service() -> str:
     return os.environ.get("LAVAHUB_HUB_SERVICE", "hub")
 
 
+def _services_host(platform: PlatformConfig) -> str:
+    """Where the proxy and workspaces reach the hub's services: on loopback on one machine (and for
+    the tests' fake kubelet), at the hub's Service from pods."""
+    if platform.backend == "kubernetes" and not is_loopback(hub_service()):
+        return hub_service()
+    return "127.0.0.1"
+
+
 def _jobs_url(platform: PlatformConfig) -> str:
-    """The jobs service as workspaces reach it: on loopback locally, at the hub's Service from pods."""
-    host = hub_service() if platform.backend == "kubernetes" else "127.0.0.1"
-    return f"http://{host}:{platform.jobs.port}"
+    """The jobs service as workspaces reach it."""
+    return f"http://{_services_host(platform)}:{platform.jobs.port}"
