@@ -43,10 +43,11 @@ def full_values() -> dict[str, Any]:
 def render(
     values: dict[str, Any] | None = None, *, release: str = "lavahub", namespace: str = "lavahub"
 ) -> dict[str, str]:
-    """Template path -> rendered text, as `helm template` gives them (values checked by the schema first)."""
-    loaded = chart()
-    loaded.validate_schema(loaded.merge_values(values or {}))
-    rendered: dict[str, str] = loaded.render(values or {}, name=release, namespace=namespace, is_install=True)
+    """Template path -> rendered text, as `helm template` gives them (Helm checks the values against
+    values.schema.json first)."""
+    rendered: dict[str, str] = chart().render(
+        values or {}, name=release, namespace=namespace, is_install=True
+    )
     return rendered
 
 

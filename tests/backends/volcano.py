@@ -34,6 +34,7 @@ from tests.conftest import passable
 from tests.kubernetes.cluster import KubeCluster, apiserver_binary, etcd_binary, grant_jobs_roles
 from tests.kubernetes.process_kubelet import ProcessKubelet
 from tests.kubernetes.volcano import FakeVolcano, install_volcano_crds
+from tests.unavailable import unavailable
 
 # kubernetes_asyncio's stubs type every request body as its model class; its client sends a
 # plain dict as it is, hence `type: ignore[arg-type]` where a call passes one
@@ -94,12 +95,7 @@ def request(cpus: float) -> WorkspaceRequest:
 
 def make(root: Path, loop: Any) -> Backend:
     if apiserver_binary() is None or etcd_binary() is None:
-        import pytest
-
-        message = "the volcano backend's suite needs kube-apiserver and etcd: run `make kube-apiserver`"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must provide them", pytrace=False)
-        pytest.skip(message)
+        unavailable("the volcano backend's suite needs kube-apiserver and etcd: run `make kube-apiserver`")
     cluster = KubeCluster(users={JOBS_USER: ["lavahub:jobs"]}, workdir=root / "kube").start()
     setup = Setup(cluster, f"conformance-{uuid.uuid4().hex[:6]}", root)
     for claim in CLAIMS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import json
 import os
 import secrets
@@ -42,6 +43,7 @@ BUILD_HINT = "kube-apiserver not built: run `make kube-apiserver` (tests/kuberne
 ADMIN = "admin"
 
 
+@functools.cache
 def chart_rules() -> dict[str, list[dict[str, Any]]]:
     """The rules the Helm chart grants the hub's service account, rendered by Helm from the chart:
     `hub` (the spawner, in the workspaces' namespace), `jobs` (the jobs service, in the jobs'

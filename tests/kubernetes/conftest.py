@@ -16,6 +16,8 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.unavailable import unavailable
+
 from .cluster import BUILD_HINT, ExternalCluster, KubeCluster, apiserver_binary, etcd_binary
 from .kubelet import FakeKubelet
 
@@ -37,19 +39,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in last] + last
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must provide it", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def local_apiserver() -> None:
     """Skips (fails under CI) unless kube-apiserver and etcd can run here."""
     if apiserver_binary() is None:
-        _unavailable(BUILD_HINT)
+        unavailable(BUILD_HINT)
     if etcd_binary() is None:
-        _unavailable("etcd not found: run `make kube-apiserver` (it installs Debian's etcd-server)")
+        unavailable("etcd not found: run `make kube-apiserver` (it installs Debian's etcd-server)")
 
 
 @pytest.fixture(scope="session")

